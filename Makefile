@@ -1,0 +1,51 @@
+# cliplab — the two commands of the quick start are `make replicate` and `make test`; both set up .venv first.
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cliplab-installed
+UV_VERSION := 0.13.9
+
+.PHONY: setup replicate smoke test test-fast bench lab data lock clean-state
+
+setup: $(STAMP)
+
+# uv installs the normal PyPI wheels pinned in requirements.lock (it does not read pip's find-links, so a
+# machine-local CPU-only torch wheel cannot sneak in and mismatch torchvision).
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name cliplab --display-name "cliplab (.venv)" >/dev/null
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lib/cliplab/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@touch $(STAMP)
+
+# data/ is versioned by data.dvc: pull it from the DVC remote, or rebuild the deterministic sample.
+data: setup
+	@$(BIN)/dvc pull -q data.dvc 2>/dev/null || $(BIN)/cliplab sample-data data
+
+replicate: setup data
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/cliplab replicate
+
+smoke: setup data
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/cliplab replicate --smoke
+
+test: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+bench: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=. notebooks/
+
+# Re-resolve the pinned lock file after editing pyproject.toml.
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -o requirements.lock
+
+clean-state:
+	rm -rf .cliplab

@@ -1,0 +1,151 @@
+"""``cliplab`` command line: list | run PAPER | replicate | report.
+
+Exit codes: 0 success, 1 a run or check failed, 2 bad input (nothing was touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from cliplab import paths
+from cliplab.claims import ClaimsError, load_claims, write_report
+from cliplab.parameters import ParameterError, parse_assignments
+from cliplab.runner import RunFailed, declared_parameters, papers, run_paper
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"cliplab: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_list(args: argparse.Namespace, root: Path) -> int:
+    """Print papers, their parameters (name, type, default, help) and claims."""
+    listing = []
+    for paper in papers(root):
+        params = declared_parameters(root, paper)
+        title, claims = load_claims(paths.claims_path(root, paper))
+        listing.append({
+            "paper": paper,
+            "title": title,
+            "parameters": [
+                {"name": p.name, "type": p.type, "default": p.default, "help": p.help}
+                for p in params.values() if p.name != "out_dir"
+            ],
+            "claims": [{"id": c.id, "claim": c.claim} for c in claims],
+        })
+    if args.json:
+        print(json.dumps(listing, indent=2))
+        return EXIT_OK
+    for entry in listing:
+        print(f"{entry['paper']} — {entry['title']}")
+        print("  parameters:")
+        for p in entry["parameters"]:
+            print(f"    {p['name']}: {p['type']} = {p['default']!r}  # {p['help']}")
+        print("  claims:")
+        for c in entry["claims"]:
+            print(f"    {c['id']}: {c['claim']}")
+        print()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, root: Path) -> int:
+    overrides = parse_assignments(args.set or [])
+    result = run_paper(
+        args.paper, smoke=args.smoke, overrides=overrides, timeout=args.timeout,
+        out=Path(args.out) if args.out else None, root=root, log_output=args.verbose,
+    )
+    print(f"{result.paper}: done in {result.seconds:.1f}s -> {result.out_dir}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, root: Path) -> int:
+    target, text = write_report(root, papers(root), smoke=args.smoke)
+    print(text)
+    print(f"written to {target}")
+    return EXIT_OK
+
+
+def _env_with_venv_on_path() -> dict[str, str]:
+    """DVC stages call ``cliplab``; make sure it resolves to this interpreter's environment."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def cmd_replicate(args: argparse.Namespace, root: Path) -> int:
+    dvc = shutil.which("dvc", path=_env_with_venv_on_path()["PATH"])
+    if dvc is None:
+        return _fail(EXIT_USAGE, "dvc is not installed in this environment; run 'make setup' first")
+    target = "smoke-report" if args.smoke else "report"
+    proc = subprocess.run([dvc, "repro", target], cwd=root, env=_env_with_venv_on_path())
+    if proc.returncode != 0:
+        return _fail(EXIT_FAILED, f"'dvc repro {target}' failed (exit {proc.returncode}); see the output above")
+    report = paths.replications_dir(root) / ("smoke" if args.smoke else "") / "REPORT.md"
+    print(report.read_text())
+    return EXIT_OK
+
+
+def cmd_sample_data(args: argparse.Namespace, root: Path) -> int:
+    from cliplab.sample_data import write_sample
+
+    out = write_sample(root / args.out_dir)
+    print(f"sample data written to {out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cliplab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_list = sub.add_parser("list", help="papers, their parameters and claims")
+    p_list.add_argument("--json", action="store_true", help="machine-readable output")
+    p_list.set_defaults(func=cmd_list)
+
+    p_run = sub.add_parser("run", help="execute one paper's notebook and publish its outputs")
+    p_run.add_argument("paper")
+    p_run.add_argument("--smoke", action="store_true", help="tiny scale: a wiring check in seconds")
+    p_run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a notebook parameter")
+    p_run.add_argument("--timeout", type=float, default=None, help="seconds any one cell may run")
+    p_run.add_argument("--out", help="output folder (default replications/PAPER, or replications/smoke/PAPER)")
+    p_run.add_argument("--verbose", action="store_true", help="stream the notebook's own output")
+    p_run.set_defaults(func=cmd_run)
+
+    p_rep = sub.add_parser("replicate", help="run every paper through the DVC pipeline, then the scoreboard")
+    p_rep.add_argument("--smoke", action="store_true", help="the smoke pipeline (separate outputs)")
+    p_rep.set_defaults(func=cmd_replicate)
+
+    p_report = sub.add_parser("report", help="check claims against metrics and write REPORT.md")
+    p_report.add_argument("--smoke", action="store_true", help="score the smoke outputs")
+    p_report.set_defaults(func=cmd_report)
+
+    p_sample = sub.add_parser("sample-data", help="write the deterministic default contents of data/")
+    p_sample.add_argument("out_dir", nargs="?", default="data")
+    p_sample.set_defaults(func=cmd_sample_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        root = paths.project_root()
+        return args.func(args, root)
+    except (ParameterError, FileNotFoundError) as err:
+        return _fail(EXIT_USAGE, str(err))
+    except ClaimsError as err:
+        return _fail(EXIT_FAILED, str(err))
+    except RunFailed as err:
+        return _fail(EXIT_FAILED, str(err))
+    except KeyboardInterrupt:
+        return _fail(EXIT_FAILED, "interrupted; previous outputs are untouched")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Run one paper's notebook headlessly: validate parameters -> papermill -> publish outputs atomically.
+
+All work happens in a staging folder under ``.cliplab/staging``. Only a run that finishes and writes its
+metrics is moved into ``replications/PAPER/``; a failed run leaves the previous outputs exactly as they were
+and keeps its partial notebook under ``.cliplab/failed`` for inspection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import jupytext
+import yaml
+
+from cliplab import paths
+from cliplab.parameters import Parameter, ParameterError, read_parameters, resolve
+
+OUTPUT_FILES = ("executed.ipynb", "params.json", "metrics.json")  # published in this order, metrics last
+PROJECT_KERNEL = "cliplab"
+
+
+class RunFailed(RuntimeError):
+    """The notebook did not finish; the message names the cell, the error and the partial notebook."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    paper: str
+    out_dir: Path
+    parameters: dict[str, Any]
+    seconds: float
+
+
+def load_params_file(root: Path) -> dict[str, Any]:
+    """Read params.yaml (the pipeline's parameters), with a clear error if it is malformed."""
+    path = paths.params_path(root)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParameterError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("papers"), list):
+        raise ParameterError(f"{path} must be a mapping with a 'papers:' list")
+    return data
+
+
+def papers(root: Path) -> list[str]:
+    """The registered papers, in params.yaml order."""
+    return [str(p) for p in load_params_file(root)["papers"]]
+
+
+def check_paper(root: Path, paper: str) -> Path:
+    """Return the paper's notebook path, or raise ParameterError listing the known papers."""
+    known = papers(root)
+    if paper not in known:
+        raise ParameterError(f"unknown paper '{paper}'. Known papers: {', '.join(known)}")
+    notebook = paths.notebook_path(root, paper)
+    if not notebook.is_file():
+        raise ParameterError(f"paper '{paper}' is registered in params.yaml but {notebook} is missing")
+    return notebook
+
+
+def declared_parameters(root: Path, paper: str) -> dict[str, Parameter]:
+    return read_parameters(check_paper(root, paper))
+
+
+def resolve_run_parameters(
+    root: Path, paper: str, overrides: Mapping[str, Any], smoke: bool
+) -> dict[str, Any]:
+    """Notebook defaults <- params.yaml block <- --set overrides <- --smoke, all validated up front."""
+    declared = declared_parameters(root, paper)
+    block = load_params_file(root).get(paper) or {}
+    if not isinstance(block, dict):
+        raise ParameterError(f"params.yaml: the '{paper}' block must be a mapping of parameter: value")
+    layers: list[Mapping[str, Any]] = [block, overrides]
+    if smoke:
+        if "smoke" not in declared:
+            raise ParameterError(f"notebook '{paper}' declares no 'smoke: bool' parameter, so --smoke cannot apply")
+        layers.append({"smoke": True})
+    return resolve(declared, *layers)
+
+
+def _kernel_name() -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return PROJECT_KERNEL if PROJECT_KERNEL in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def _first_line(text: str) -> str:
+    return next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+
+
+def _describe_failure(err: BaseException) -> str:
+    """One line: which cell, which error (the full traceback is in the kept notebook)."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(err, PapermillExecutionError):
+        source = _first_line(err.source)[:60]
+        return f"cell {err.exec_count} ({source!r}) raised {err.ename}: {_first_line(err.evalue)}"
+    name = type(err).__name__
+    if name == "DeadKernelError":
+        return f"the kernel died ({_first_line(err)}); it may have run out of memory"
+    if name in {"CellTimeoutError", "TimeoutError"}:
+        return f"a cell ran past the timeout ({_first_line(err)})"
+    return f"{name}: {_first_line(err)}"
+
+
+def _keep_aside(root: Path, staging: Path, paper: str) -> Path | None:
+    partial = staging / "executed.ipynb"
+    if not partial.exists():
+        return None
+    target_dir = paths.failed_dir(root)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"{paper}-{time.strftime('%Y%m%d-%H%M%S')}.ipynb"
+    shutil.move(str(partial), target)
+    return target
+
+
+def _publish(staging: Path, dest: Path) -> None:
+    """Move outputs into ``dest`` one atomic rename at a time; figures/ is swapped as a whole."""
+    dest.mkdir(parents=True, exist_ok=True)
+    new_figures, old_figures = staging / "figures", dest / "figures"
+    if new_figures.is_dir():
+        backup = staging / "figures.previous"
+        if old_figures.exists():
+            os.replace(old_figures, backup)
+        os.replace(new_figures, old_figures)
+    for name in OUTPUT_FILES:
+        os.replace(staging / name, dest / name)
+
+
+def run_paper(
+    paper: str,
+    *,
+    smoke: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    out: Path | None = None,
+    root: Path | None = None,
+    log_output: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Execute ``notebooks/PAPER.py`` with validated parameters and publish its outputs.
+
+    Raises ParameterError (before any work, nothing touched) or RunFailed (previous outputs intact).
+    """
+    import papermill
+
+    root = root or paths.project_root()
+    notebook = check_paper(root, paper)
+    values = resolve_run_parameters(root, paper, overrides or {}, smoke)
+    if timeout is not None and timeout <= 0:
+        raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}")
+    dest = out or paths.replication_dir(root, paper, smoke=values.get("smoke", False))
+
+    staging_root = paths.state_dir(root) / "staging"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{paper}-", dir=staging_root))
+    start = time.perf_counter()
+    try:
+        source = staging / "source.ipynb"
+        kernel = _kernel_name()
+        nb = jupytext.read(notebook)
+        nb.metadata["kernelspec"] = {"name": kernel, "language": "python", "display_name": kernel}
+        nb.metadata.setdefault("language_info", {"name": "python"})
+        jupytext.write(nb, source)
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(staging / "executed.ipynb"),
+                parameters={**values, "out_dir": str(staging)},
+                kernel_name=kernel,
+                cwd=str(root),
+                progress_bar=progress,
+                log_output=log_output,
+                execution_timeout=timeout,
+            )
+        except Exception as err:  # papermill, nbclient and kernel errors all end the run the same way
+            kept = _keep_aside(root, staging, paper)
+            where = f"; partial notebook kept at {kept}" if kept else ""
+            raise RunFailed(f"{paper} failed: {_describe_failure(err)}{where}") from None
+        if not (staging / "metrics.json").is_file():
+            kept = _keep_aside(root, staging, paper)
+            raise RunFailed(f"{paper} finished but wrote no metrics.json (call art.write_metrics()); notebook at {kept}")
+        (staging / "params.json").write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        _publish(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return RunResult(paper, dest, values, time.perf_counter() - start)
