@@ -1,0 +1,69 @@
+"""Shared reporting for benchmarks: every target is printed as measured vs target and their ratio.
+
+A ratio ≥ 1 means the target is met (headroom ×ratio), whether the target is a time (lower is better) or a
+throughput (higher is better).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    measured: float
+    target: float
+    unit: str
+    higher_is_better: bool = False
+
+    @property
+    def ratio(self) -> float:
+        if self.higher_is_better:
+            return self.measured / self.target
+        return self.target / self.measured if self.measured > 0 else float("inf")
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= 1.0
+
+
+def print_results(title: str, results: list[Result]) -> None:
+    """Print one table and append the results to .cliplab/bench.jsonl."""
+    width = max(len(r.name) for r in results)
+    print(f"\n== {title} (machine: {os.cpu_count()} cores)")
+    print(f"{'benchmark':<{width}}  {'measured':>12}  {'target':>12}  {'ratio':>7}  met")
+    for r in results:
+        sign = "≥" if r.higher_is_better else "≤"
+        print(f"{r.name:<{width}}  {r.measured:>10.2f} {r.unit:<1}  {sign}{r.target:>9.2f} {r.unit:<1}  "
+              f"{r.ratio:>6.2f}×  {'yes' if r.met else 'NO'}")
+    log = REPO / ".cliplab" / "bench.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as fh:
+        for r in results:
+            fh.write(json.dumps({"title": title, **asdict(r), "ratio": r.ratio, "time": time.time()}) + "\n")
+
+
+def env_with_venv() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "CLIPLAB_ROOT"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    """Wall seconds of a command; raises with its output if it fails."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env_with_venv(), capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return seconds
