@@ -67,3 +67,8 @@ def scratch_dir(root: Path, paper: str) -> Path:
 
 def failed_dir(root: Path) -> Path:
     return state_dir(root) / "failed"
+
+
+def zoo_dir(root: Path) -> Path:
+    """Trained model zoo (a DVC output): one ``local-dir:`` folder per model."""
+    return root / "zoo"
