@@ -65,3 +65,17 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_notebooks_are_sources_not_outputs() -> None:
     assert not list((REPO / "notebooks").glob("*.ipynb")), "notebooks/ holds jupytext .py sources only"
+
+
+def test_notebooks_open_as_notebooks_with_the_project_kernel() -> None:
+    import json
+
+    import jupytext
+
+    overrides = json.loads((REPO / "lib" / "cliplab" / "lab_overrides.json").read_text())
+    assert overrides["@jupyterlab/docmanager-extension:plugin"]["defaultViewers"]["python"] == "Jupytext Notebook"
+    for paper in load_params_file(REPO)["papers"]:
+        nb = jupytext.read(REPO / "notebooks" / f"{paper}.py")
+        assert nb.metadata.get("kernelspec", {}).get("name") == "cliplab", f"{paper}.py must select the cliplab kernel"
+        first = nb.cells[0]
+        assert first.cell_type == "markdown" and "cliplab run" in first.source, "first cell: paper, claims, command"
