@@ -12,11 +12,14 @@ import operator
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
 from cliplab import paths
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPLICATES, FAILS, NOT_RUN, UNTESTABLE = "replicates", "does not replicate", "not run", "not testable here"
 
@@ -178,9 +181,14 @@ class _MetricFormatter(string.Formatter):
 
 def check_paper_claims(root: Path, paper: str, smoke: bool = False) -> list[ClaimResult]:
     """Check one paper's claims against its metrics.json (or mark them 'not run')."""
-    title, claims = load_claims(paths.claims_path(root, paper))
     metrics_path = paths.replication_dir(root, paper, smoke) / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
+    return check_claims(paths.claims_path(root, paper), metrics)
+
+
+def check_claims(claims_file: Path, metrics: Mapping[str, float] | None) -> list[ClaimResult]:
+    """Check a claims.yaml against metrics (None: not run). Notebooks call this to show live verdicts."""
+    title, claims = load_claims(claims_file)
     results = []
     for claim in claims:
         if claim.check is None:
@@ -191,6 +199,16 @@ def check_paper_claims(root: Path, paper: str, smoke: bool = False) -> list[Clai
             status = REPLICATES if evaluate(claim.check, metrics) else FAILS
             results.append(ClaimResult(title, claim, status, _format_ours(claim, metrics)))
     return results
+
+
+def results_table(results: list[ClaimResult]) -> "pd.DataFrame":
+    """The verdicts as a table (claim, paper's number, ours, status) for display in a notebook."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [{"claim": r.claim.id, "paper's number": r.claim.paper_value, "ours": r.ours, "status": r.status}
+         for r in results]
+    ).set_index("claim")
 
 
 def _cell(text: str) -> str:

@@ -145,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_FAILED, str(err))
     except KeyboardInterrupt:
         return _fail(EXIT_FAILED, "interrupted; previous outputs are untouched")
+    except BrokenPipeError:  # e.g. `cliplab report | head`
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":
