@@ -1,0 +1,113 @@
+"""Speed of cliplab.sharpness: vectorised vs looped average-case sharpness, and worst-case cost per iteration.
+
+    .venv/bin/python benchmarks/bench_sharpness.py [--repeats 7] [--threads 1]
+
+Average case: the same model, batches, ρ, seed and noise tensors are measured end to end with
+``vectorize=True`` (one ``torch.func.vmap`` over the K noise samples) and ``vectorize=False`` (a loop of K
+``functional_call`` forwards); the values must agree (rtol 1e-5) or the benchmark fails. Reported per
+(m, K): the speed-up of the vectorised path (target ≥ 3×), best time of ``--repeats`` runs each.
+Worst case (APGD, adaptive, m = 128, 20 iterations): seconds per batch per iteration, against a target of
+3 × one forward+backward pass of the same batch measured in the same run (the floor is ≈ 1×: every
+iteration is one forward+backward; the rest is projection and bookkeeping).
+
+One torch thread by default: on the shared 2-core machine two threads made every small op ~30 ms slower
+(spinning OpenMP workers pre-empted by other jobs), which swamps the comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cliplab.sharpness import SharpnessConfig, fixed_batches, sharpness
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import Result, print_results  # noqa: E402
+
+TARGET_SPEEDUP = 3.0
+TARGET_ITER_OVER_FWD_BWD = 3.0
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Smallest wall time over ``repeats`` runs (after one warm-up): the least disturbed by other jobs."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def make_model(d_in: int, width: int, n_classes: int, seed: int) -> nn.Module:
+    """The latent-feature MLP of the toy replications: d_in → width → width → classes, ReLU, with biases."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d_in, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                         nn.Linear(width, n_classes)).eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, choices=[1, 2])
+    parser.add_argument("--d-in", type=int, default=32)
+    parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    model = make_model(args.d_in, args.width, 10, args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randn(512, args.d_in, generator=gen)
+    y = torch.randint(0, 10, (512,), generator=gen)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model: MLP {args.d_in}→{args.width}→{args.width}→10 ({n_params} parameters), N = 512, "
+          f"threads = {args.threads}, best of {args.repeats}")
+
+    results = []
+    for m, k in ((32, 20), (32, 100), (128, 20), (128, 100)):
+        cfg = SharpnessConfig(kind="average", norm="l2", adaptive=True, rho=0.1, m=m, n_examples=256,
+                              n_samples=k, normalize_logits=True)
+        loop_cfg = replace(cfg, vectorize=False)
+        vec = sharpness(model, (x, y), cfg, seed=args.seed)
+        loop = sharpness(model, (x, y), loop_cfg, seed=args.seed)
+        np.testing.assert_allclose(vec.per_batch["perturbed_loss"], loop.per_batch["perturbed_loss"], rtol=1e-5)
+        np.testing.assert_array_equal(vec.per_batch["perturbed_error"], loop.per_batch["perturbed_error"])
+        t_vec = best_time(lambda: sharpness(model, (x, y), cfg, seed=args.seed), args.repeats)
+        t_loop = best_time(lambda: sharpness(model, (x, y), loop_cfg, seed=args.seed), args.repeats)
+        print(f"average-case m={m:>3} K={k:>3}: vmap {t_vec * 1e3:7.1f} ms, loop {t_loop * 1e3:7.1f} ms "
+              f"(256 points, values agree: loss sharpness {vec.loss_sharpness:.6f})")
+        results.append(Result(f"avg-case vmap speed-up, m={m}, K={k}", t_loop / t_vec, TARGET_SPEEDUP, "×",
+                              higher_is_better=True))
+
+    xb, yb = fixed_batches(x, y, 128, 128)[0]
+    params = list(model.parameters())
+
+    def fwd_bwd() -> None:
+        torch.autograd.grad(F.cross_entropy(model(xb), yb), params)
+
+    t_fb = best_time(fwd_bwd, args.repeats * 5)
+    n_iters = 20
+    for norm, rho in (("linf", 0.01), ("l2", 0.5)):
+        cfg = SharpnessConfig(kind="worst", norm=norm, adaptive=True, rho=rho, m=128, n_examples=128,
+                              n_iters=n_iters, normalize_logits=True)
+        t = best_time(lambda: sharpness(model, (xb, yb), cfg, seed=args.seed), max(1, args.repeats // 2))
+        per_iter = t / n_iters
+        print(f"worst-case {norm:>4}: {per_iter * 1e3:.2f} ms per batch per iteration "
+              f"(one forward+backward: {t_fb * 1e3:.2f} ms)")
+        results.append(Result(f"worst-case {norm} adaptive, ms / batch / iter", per_iter * 1e3,
+                              TARGET_ITER_OVER_FWD_BWD * t_fb * 1e3, "ms"))
+    print_results("sharpness speed", results)
+
+
+if __name__ == "__main__":
+    main()
