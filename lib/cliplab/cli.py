@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--smoke", action="store_true", help="score the smoke outputs")
     p_report.set_defaults(func=cmd_report)
 
+    sub.add_parser("zoo", help="the model zoo: 'zoo [--smoke] list', 'zoo [--smoke] train NAME... | --all'")
+
     p_sample = sub.add_parser("sample-data", help="write the deterministic default contents of data/")
     p_sample.add_argument("out_dir", nargs="?", default="data")
     p_sample.set_defaults(func=cmd_sample_data)
@@ -133,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["zoo"]:  # its own argparse (cliplab.models.zoo.main), so `cliplab zoo --help` is the zoo's
+        from cliplab.models import zoo
+
+        try:
+            return zoo.main(argv[1:])
+        except (ValueError, FileNotFoundError) as err:
+            return _fail(EXIT_USAGE, str(err))
     args = build_parser().parse_args(argv)
     try:
         root = paths.project_root()

@@ -53,7 +53,7 @@ def config_path(name: str) -> Path:
 
 
 def count_parameters_from_config(cfg: dict[str, Any]) -> int:
-    """Approximate parameter count of a ViT/Transformer CLIP config, without building the model."""
+    """Exact parameter count of a cliplab CLIP config (ViT or ModifiedResNet image tower), without building it."""
     v, t, d = cfg["vision_cfg"], cfg["text_cfg"], int(cfg["embed_dim"])
 
     def tower(width: int, layers: int, mlp_ratio: float) -> int:
@@ -61,20 +61,46 @@ def count_parameters_from_config(cfg: dict[str, Any]) -> int:
         per_layer = 4 * width * width + 4 * width + 2 * width * hidden + hidden + width + 4 * width
         return layers * per_layer
 
-    vw, tw = int(v["width"]), int(t["width"])
-    image_size, patch = int(v["image_size"]), int(v["patch_size"])
-    vision = 3 * patch * patch * vw + ((image_size // patch) ** 2 + 1) * vw + vw
-    vision += tower(vw, int(v["layers"]), float(v.get("mlp_ratio", 4.0))) + vw * d + 4 * vw
+    tw = int(t["width"])
+    if isinstance(v["layers"], (list, tuple)):
+        vision = _resnet_parameters(v, d)
+    else:
+        vw = int(v["width"])
+        image_size, patch = int(v["image_size"]), int(v["patch_size"])
+        vision = 3 * patch * patch * vw + ((image_size // patch) ** 2 + 1) * vw + vw
+        vision += tower(vw, int(v["layers"]), float(v.get("mlp_ratio", 4.0))) + vw * d + 4 * vw
     text = int(t["vocab_size"]) * tw + int(t["context_length"]) * tw
     text += tower(tw, int(t["layers"]), float(t.get("mlp_ratio", 4.0))) + tw * d + 2 * tw
     return vision + text + 1
+
+
+def _resnet_parameters(v: dict[str, Any], embed_dim: int) -> int:
+    """Parameters of open_clip's ModifiedResNet (3-conv stem, bottleneck stages, attention pooling)."""
+    w, half = int(v["width"]), int(v["width"]) // 2
+    total = 27 * half + 9 * half * half + 9 * half * w + 2 * (half + half + w)  # stem convs + batch norms
+    inplanes = w
+    for stage, blocks in enumerate(v["layers"]):
+        planes = w * 2**stage
+        for block in range(int(blocks)):
+            total += inplanes * planes + 9 * planes * planes + planes * 4 * planes + 2 * (planes + planes + 4 * planes)
+            if block == 0 and (stage > 0 or inplanes != 4 * planes):
+                total += inplanes * 4 * planes + 2 * 4 * planes  # downsample conv + batch norm
+            inplanes = 4 * planes
+    width = w * 32
+    spatial = int(v["image_size"]) // 32
+    total += (spatial * spatial + 1) * width + 3 * (width * width + width) + width * embed_dim + embed_dim
+    return total
 
 
 def describe(name: str) -> str:
     """One line for listings: sizes of both towers from the JSON config."""
     cfg = json.loads(config_path(name).read_text())
     v, t = cfg["vision_cfg"], cfg["text_cfg"]
+    if isinstance(v["layers"], (list, tuple)):
+        image = f"ResNet {v['layers']} width {v['width']} @ {v['image_size']}px"
+    else:
+        image = f"ViT {v['layers']}x{v['width']} patch {v['patch_size']} @ {v['image_size']}px"
     return (
-        f"{name}: ViT {v['layers']}x{v['width']} patch {v['patch_size']} @ {v['image_size']}px, "
+        f"{name}: {image}, "
         f"text {t['layers']}x{t['width']} ctx {t['context_length']}, embed {cfg['embed_dim']}"
     )

@@ -297,6 +297,10 @@ def _finished_run(out: Path, identity: dict[str, Any]) -> TrainResult | None:
     return TrainResult(history=history, checkpoint=out / WEIGHTS_FILE, out_dir=out, resumed_from=identity["total_steps"])
 
 
+class DifferentRun(ValueError):
+    """The output folder holds a run with other settings or data than the one asked for."""
+
+
 def _check_same_run(saved: dict[str, Any], current: dict[str, Any], out: Path) -> None:
     saved = json.loads(json.dumps(saved))
     current = json.loads(json.dumps(current))
@@ -307,7 +311,7 @@ def _check_same_run(saved: dict[str, Any], current: dict[str, Any], out: Path) -
     if "config" in diffs:
         sc, cc = saved.get("config", {}), current.get("config", {})
         diffs = [d for d in diffs if d != "config"] + [f"config.{k}" for k in sorted(set(sc) | set(cc)) if sc.get(k) != cc.get(k)]
-    raise ValueError(
+    raise DifferentRun(
         f"{out} holds a run with different settings ({', '.join(diffs)}): pass resume=False to overwrite it, "
         "or choose another out_dir"
     )

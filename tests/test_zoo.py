@@ -1,0 +1,215 @@
+"""cliplab.models.zoo: params validation, one tiny zoo model end to end, and its card checked independently."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import open_clip
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from cliplab.models import load_model
+from cliplab.models.zoo import (
+    CARD_JSON,
+    CARD_MD,
+    CONCEPTS_CSV,
+    CURVE_PNG,
+    ZooEntry,
+    frequency_bucket,
+    main,
+    read_zoo,
+    train_zoo_model,
+    zoo_model,
+)
+from cliplab.world import World, WorldConfig, true_frequencies
+
+SMALL_WORLD = {"n_concepts": 24, "n_heldout": 3, "domains": ["clean", "noisy"], "max_objects": 2,
+               "objects_weights": [0.7, 0.3]}
+
+
+def params(**zoo_changes: Any) -> dict[str, Any]:
+    zoo = {
+        "eval_per_concept": 3,
+        "train": {"steps": 4, "batch_size": 64, "lr": 0.002, "warmup": 1},
+        "models": [{"name": "t0", "arch": "cliplab-tiny", "corpus_size": 600, "seed": 3}],
+    }
+    zoo.update(zoo_changes)
+    return {"world": dict(SMALL_WORLD), "zoo": zoo}
+
+
+def with_model(**changes: Any) -> dict[str, Any]:
+    p = params()
+    p["zoo"]["models"][0].update(changes)
+    return p
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({}, "no 'zoo:' block"),
+    ({"zoo": {"models": []}}, "non-empty list"),
+    ({"zoo": {"models": [{"name": "a"}], "extra": 1}}, r"unknown key\(s\) \['extra'\]"),
+    (with_model(arch="cliplab-huge"), "unknown arch 'cliplab-huge'"),
+    (with_model(name="a/b"), "plain folder name"),
+    (with_model(corpus_size=10), "smaller than batch_size"),
+    (with_model(seed=-1), "seed must be an int >= 0"),
+    (with_model(corpus_size=True), "corpus_size must be an int"),
+    (with_model(world={"n_concepts": 1}), "bad world settings: WorldConfig: n_concepts"),
+    (with_model(world={"colour": 1}), "unknown keys"),
+    (with_model(train={"momentum": 0.9}), r"unknown key\(s\) \['momentum'\]"),
+    (with_model(train={"lr": -1.0}), "bad train settings: lr must be > 0"),
+    (with_model(train={"seed": 1}), r"unknown key\(s\) \['seed'\]"),
+    ({"zoo": {"models": [{"name": "a", "arch": "cliplab-tiny", "seed": 0}]}}, r"lacks \['corpus_size'\]"),
+])
+def test_read_zoo_rejects_bad_params_with_clear_errors(bad: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        read_zoo(bad)
+
+
+def test_read_zoo_rejects_duplicates_and_merges_train_defaults() -> None:
+    p = params()
+    p["zoo"]["models"].append(dict(p["zoo"]["models"][0]))
+    with pytest.raises(ValueError, match="listed twice"):
+        read_zoo(p)
+    p = params()
+    p["zoo"]["models"].append({"name": "t1", "arch": "cliplab-small", "corpus_size": 1000, "seed": 1,
+                               "train": {"epochs": 2}, "world": {"zipf_exponent": 1.5}})
+    first, second = read_zoo(p)
+    assert first.train == {"steps": 4, "batch_size": 64, "lr": 0.002, "warmup": 1}
+    assert "steps" not in second.train and second.train["epochs"] == 2
+    assert second.total_steps() == 2 * (1000 // 64)  # epochs over the corpus, in whole batches
+    world = second.world_config(p["world"])
+    assert (world.seed, world.zipf_exponent, world.n_concepts) == (1, 1.5, 24)  # seed, override, shared block
+
+
+def test_frequency_buckets_at_their_boundaries() -> None:
+    assert [frequency_bucket(c) for c in (0, 1, 99, 100, 999, 1000, 10**6)] == [
+        "never seen", "1-99", "1-99", "100-999", "100-999", ">=1000", ">=1000"]
+    with pytest.raises(ValueError):
+        frequency_bucket(-1)
+
+
+def independent_zero_shot(folder: Path, world: World, per_concept: int, domain: str) -> np.ndarray:
+    """Per-concept top-1 computed with plain open_clip from the saved folder (no cliplab eval code)."""
+    model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    model.eval()
+    names = [c.name for c in world.concepts]
+    with torch.no_grad():
+        per_colour = [model.encode_text(tokenizer([f"a {col} {n}" for n in names]), normalize=True)
+                      for col in world.palette]
+        classes = torch.nn.functional.normalize(torch.stack(per_colour).mean(0), dim=-1)
+        samples = world.eval_set(per_concept, domain=domain)
+        x = torch.tensor(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 255
+        mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+        pred = (model.encode_image((x - mean) / std, normalize=True) @ classes.T).argmax(1).numpy()
+    labels = np.array([s.meta["objects"][0]["concept"] for s in samples])
+    return np.array([np.mean(pred[labels == c] == c) for c in range(len(names))])
+
+
+def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: Path) -> None:
+    p = params()
+    (entry,) = read_zoo(p)
+    folder = train_zoo_model(entry, tmp_path, p["world"], num_threads=1)
+    assert folder == tmp_path / "t0"
+    for name in (CARD_JSON, CARD_MD, CURVE_PNG, CONCEPTS_CSV):
+        assert (folder / name).is_file(), name
+    card = json.loads((folder / CARD_JSON).read_text())
+    for key in ("name", "arch", "seed", "world", "data", "train", "throughput", "eval", "zero_shot_top1",
+                "zero_shot_by_bucket"):
+        assert key in card, key
+    assert set(card["zero_shot_top1"]) == {"clean", "noisy"}
+    assert card["throughput"]["samples_per_s"] > 0 and card["train"]["total_steps"] == 4
+    assert card["world"]["seed"] == 3 and card["world"]["n_concepts"] == 24
+
+    loaded = load_model("zoo:t0", zoo_dir=tmp_path)
+    assert not loaded.model.training
+
+    # frequencies: recomputed from scene draws alone (no rendering) must equal the card's table
+    world = World(WorldConfig.from_dict({**p["world"], "seed": 3}))
+    table = pd.read_csv(folder / CONCEPTS_CSV)
+    truth = true_frequencies(world, 600)
+    assert table["matched_count"].tolist() == truth["matched_count"].tolist()
+    assert table.loc[table["heldout"], "matched_count"].eq(0).all()
+
+    # accuracies: recomputed with plain open_clip from the checkpoint must equal card and table
+    for domain in ("clean", "noisy"):
+        acc = independent_zero_shot(folder, world, 3, domain)
+        np.testing.assert_allclose(table[f"acc_{domain}"].to_numpy(), acc)
+        assert card["zero_shot_top1"][domain] == pytest.approx(acc.mean())
+        for label, bucket in card["zero_shot_by_bucket"][domain].items():
+            members = table["bucket"] == label
+            assert bucket["n_concepts"] == members.sum()
+            assert bucket["accuracy"] == pytest.approx(acc[members.to_numpy()].mean())
+
+    # a second call reuses the checkpoint (same weights) and rewrites the same numbers
+    before = (folder / "open_clip_model.safetensors").read_bytes()
+    train_zoo_model(entry, tmp_path, p["world"], num_threads=1)
+    assert (folder / "open_clip_model.safetensors").read_bytes() == before
+    assert json.loads((folder / CARD_JSON).read_text())["zero_shot_top1"] == card["zero_shot_top1"]
+
+
+def test_cli_lists_the_zoo_and_refuses_unknown_models(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params()))
+    assert main(["--params", str(path), "--zoo-dir", str(tmp_path / "zoo"), "list"]) == 0
+    out = capsys.readouterr().out
+    assert "t0" in out and "not trained" in out and "4 steps" in out
+    with pytest.raises(SystemExit):
+        main(["--params", str(path), "--zoo-dir", str(tmp_path / "zoo"), "train", "nope"])
+    assert "unknown zoo model" in capsys.readouterr().err
+
+
+def test_entry_rejects_non_entries(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="ZooEntry"):
+        train_zoo_model(copy.deepcopy(params()), tmp_path)  # type: ignore[arg-type]
+    assert isinstance(read_zoo(params())[0], ZooEntry)
+
+
+def with_smoke(**smoke: Any) -> dict[str, Any]:
+    p = params()
+    p["zoo"]["models"][0]["train"] = {"lr": 0.001, "steps": 99}
+    p["zoo"]["smoke"] = {"corpus_size": 128, "world": {"n_concepts": 8, "n_heldout": 1},
+                         "train": {"steps": 2}, "eval_per_concept": 1, **smoke}
+    return p
+
+
+def test_smoke_zoo_shrinks_every_model_but_keeps_names_seeds_and_archs() -> None:
+    p = with_smoke()
+    (full,) = read_zoo(p)
+    (smoke,) = read_zoo(p, smoke=True)
+    assert (smoke.name, smoke.arch, smoke.seed) == (full.name, full.arch, full.seed)
+    assert (full.corpus_size, full.total_steps(), full.train["lr"]) == (600, 99, 0.001)
+    assert (smoke.corpus_size, smoke.total_steps(), smoke.eval_per_concept) == (128, 2, 1)
+    assert smoke.train["lr"] == 0.001  # what the smoke block does not set stays as the model defines it
+    assert smoke.world_config(p["world"]).n_concepts == 8 and full.world_config(p["world"]).n_concepts == 24
+    with pytest.raises(ValueError, match="no 'zoo.smoke:' block"):
+        read_zoo(params(), smoke=True)
+    with pytest.raises(ValueError, match=r"zoo.smoke: unknown key\(s\) \['seed'\]"):
+        read_zoo(with_smoke(seed=1), smoke=True)
+
+
+def test_zoo_model_refuses_an_untrained_default_model_and_trains_smoke_ones(tmp_path: Path) -> None:
+    p = with_smoke()
+    with pytest.raises(FileNotFoundError, match="is not trained.*cliplab zoo train t0"):
+        zoo_model("t0", params=p, zoo_dir=tmp_path / "zoo")
+    with pytest.raises(ValueError, match="not a zoo model"):
+        zoo_model("t9", smoke=True, params=p, zoo_dir=tmp_path / "zoo")
+    m = zoo_model("t0", smoke=True, params=p, zoo_dir=tmp_path / "zoo")
+    assert m.folder == tmp_path / "zoo-smoke" / "t0" and not (tmp_path / "zoo").exists()
+    assert m.card["train"]["total_steps"] == 2 and len(m.concepts) == 8 and len(m.world.concepts) == 8
+    assert m.world.config.seed == 3
+
+    # params.yaml changed: the stored smoke model is stale and is retrained; a default one would be refused
+    changed = with_smoke(train={"steps": 3})
+    assert zoo_model("t0", smoke=True, params=changed, zoo_dir=tmp_path / "zoo").card["train"]["total_steps"] == 3
+    train_zoo_model(read_zoo(p, smoke=True)[0], tmp_path / "other", p["world"], num_threads=1)
+    with pytest.raises(FileNotFoundError, match="other settings"):
+        zoo_model("t0", params={**changed, "zoo": {**changed["zoo"], "models": [
+            {**changed["zoo"]["models"][0], "corpus_size": 128, "world": {"n_concepts": 8, "n_heldout": 1}}]}},
+                  zoo_dir=tmp_path / "other")
