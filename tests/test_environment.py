@@ -43,8 +43,13 @@ def test_lock_file_agrees_with_the_pins() -> None:
 
 
 def test_every_paper_is_wired_end_to_end() -> None:
-    papers = load_params_file(REPO)["papers"]
+    params = load_params_file(REPO)
+    papers = params["papers"]
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    # dvc.yaml runs papers through two foreach stages; together they must cover each paper exactly once
+    assert sorted(params["model_free_papers"] + params["zoo_papers"]) == sorted(papers)
+    assert dvc["paper"]["foreach"] == "${model_free_papers}" and dvc["clip-paper"]["foreach"] == "${zoo_papers}"
+    assert "zoo" in dvc["clip-paper"]["do"]["deps"] and "zoo-smoke" in dvc["clip-smoke"]["do"]["deps"]
     for paper in papers:
         assert (REPO / "notebooks" / f"{paper}.py").is_file()
         assert (REPO / "replications" / paper / "claims.yaml").is_file()

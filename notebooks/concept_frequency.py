@@ -1,0 +1,467 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: cliplab (.venv)
+#     language: python
+#     name: cliplab
+# ---
+
+# %% [markdown]
+# # No "Zero-Shot" Without Exponential Data — CPU replication
+#
+# **Paper:** Udandarao, Prabhu, Ghosh, Sharma, Torr, Bibi, Albanie, Bethge. *No "Zero-Shot" Without Exponential
+# Data: Pretraining Concept Frequency Determines Multimodal Model Performance.* NeurIPS 2024.
+# Spec: paper card `concept_frequency.md`; library: `cliplab.frequency` (counting engine, `scaling` fits,
+# `experiment` glue).
+#
+# **Claims tested** (see `replications/concept_frequency/claims.yaml`):
+# - **C1** accuracy grows log-linearly with a concept's pretraining frequency (exponential data per linear gain).
+# - **C2** the trend holds across pretraining sets and architectures (here: zoo sizes, corpus sizes, worlds).
+# - **C3** it persists when train–test similarity is lowered (here: held-out rendering domains; an analogue).
+# - **C4** it persists with synthetic pretraining data — not separable here (everything is synthetic).
+# - **C5** it holds across prompting strategies.
+# - **C6** misalignment (measured with the paper's definition), long tails, counts correlated across corpora.
+# - **C7** a "Let it Wag!" analogue: the rarest seen concepts fall below the standard accuracy.
+#
+# **Reproduce:** `cliplab run concept_frequency` (smoke check: `cliplab run concept_frequency --smoke`).
+#
+# **Runtime (2 shared CPU cores):** 50 s at default scale and 18 s with `smoke=True` at load ~1–2 (about 150 s
+# and 50 s while other jobs kept the load at 5), plus the one-off smoke-zoo training. The trained misalignment
+# control is off by default to fit the 3-minute budget: `--set 'misalignment_train_levels=[0.0, 0.35]'` adds
+# two 300-step models of the `tiny-c15k-s0` recipe (about 4 min more on busy cores).
+#
+# **Real path:** `cliplab run concept_frequency --set real_model=ViT-B-32 --set real_pretrained=laion400m_e32
+# --set real_corpus=captions.parquet --set real_images=imagenet_val/` counts the folder's class names in the
+# corpus with the same engine and fits the same statistics (the world sections are skipped).
+#
+# Settings fixed here: per-concept accuracy on `eval_per_concept` balanced held-out clean images per concept;
+# headline x = matched count (caption names the concept ∧ image shows it) from the engine; fits over concepts
+# with f ≥ 1, zero-count concepts reported separately; 95 % percentile bootstrap over concepts.
+
+# %% tags=["parameters"]
+smoke: bool = False  # shrink everything for a fast CI check
+models: list[str] = ["tiny-s0", "tiny-s1", "small-s0", "tiny-c15k-s0"]  # zoo models (sizes, corpora, worlds)
+seed_models: list[str] = ["tiny-s0", "tiny-s1"]  # same recipe, different worlds (frequency permutations)
+primary: str = "tiny-s0"  # the model the headline numbers are read from
+size_pair: list[str] = ["tiny-s0", "small-s0"]  # same world and corpus, smaller and bigger image tower
+corpus_pair: list[str] = ["tiny-c15k-s0", "tiny-s0"]  # same world, 15k and 50k corpora (C6 correlation)
+eval_per_concept: int = 16  # balanced clean test images per concept
+ood_domains: list[str] = ["textured", "sketch", "noisy"]  # rendering domains never seen in training (C3)
+ood_per_concept: int = 6  # test images per concept in each held-out domain
+tagger_model: str = "small-s0"  # CLIP tagger (the RAM++ analogue) for image counts of the seed-0 corpus
+tagger_samples: int = 10000  # training images the CLIP tagger labels (a prefix of the corpus)
+tagger_calibration: int = 1000  # held-out images the tagger threshold is chosen on (F1-best)
+sim_recall: list[float] = [0.5, 0.2, 1.0]  # simulated taggers: recall of each ...
+sim_false_positive: list[float] = [0.0, 0.0, 0.001]  # ... and its false-positive rate per (sample, concept)
+misalignment_levels: list[float] = [0.05, 0.15, 0.35]  # caption-swap rates whose degree the engine measures
+misalignment_train_levels: list[float] = []  # rates to train a model at, e.g. [0.0, 0.35] (~2 min each, busy cores)
+misalignment_base: str = "tiny-c15k-s0"  # zoo recipe (world, corpus, arch) of the misalignment models
+misalignment_steps: int = 300  # optimiser steps of each misalignment model (fewer than the zoo's, for time)
+tail_fraction: float = 0.1  # the "Let it Wag!" set: this fraction of the rarest seen concepts
+n_bins: int = 12  # equal-width ln-count bins of the paper's binned ρ (first and last dropped)
+n_boot: int = 2000  # bootstrap resamples for every CI
+seed: int = 0  # seed of every bootstrap and simulated tagger
+real_model: str = ""  # real path: open_clip architecture / local-dir: folder / weights file; empty means the world
+real_pretrained: str = ""  # real path: pretrained tag or weights file for real_model
+real_corpus: str = ""  # real path: caption corpus (parquet / CSV / TSV / webdataset, local or fsspec URL)
+real_caption_column: str = "caption"  # real path: caption column (tables) or member extension (webdataset)
+real_image_column: str = ""  # real path: image-path column of the corpus; set it to tag images (matched counts)
+real_images: str = ""  # real path: labelled test images, <root>/<class name>/*.png
+real_templates: list[str] = ["a photo of a {}."]  # real path: prompt templates (several make an ensemble)
+out_dir: str = ""  # where metrics.json and figures/ go; empty means a scratch folder; set by the runner
+
+# %%
+import dataclasses
+import tempfile
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython.display import Markdown, display
+
+from cliplab import paths, plots
+from cliplab.artifacts import Artifacts
+from cliplab.claims import check_claims, results_table
+from cliplab.frequency import experiment as ex
+from cliplab.frequency import scaling as sc
+
+torch.set_num_threads(2)
+plots.use_style()
+art = Artifacts.for_notebook("concept_frequency", out_dir)
+t_start = time.perf_counter()
+real_mode = bool(real_model)
+if smoke:
+    eval_per_concept, ood_per_concept, n_boot, ood_domains = 4, 3, 400, ["noisy"]
+    tagger_samples, tagger_calibration, misalignment_train_levels, misalignment_steps = 500, 200, [], 30
+if real_mode and not (real_corpus and real_images):
+    raise ValueError("the real path needs real_model, real_corpus and real_images (and real_pretrained for a tag)")
+
+
+def key(name: str) -> str:
+    """A model name as a metric-key segment (tiny-c15k-s0 -> tiny_c15k_s0)."""
+    return name.replace("-", "_")
+
+
+# %% [markdown]
+# ## 1. The concept table of each model
+# For each zoo model: the engine counts its training captions (`count_corpus`, whole-phrase lemmatised
+# matching) and the world's ground-truth tagger its training images; matched = both. Zero-shot accuracy per
+# concept comes from `eval_per_concept` held-out clean images, with three prompt styles, and from the held-out
+# rendering domains. The engine's matched counts are checked against the world's metadata (they must agree
+# exactly: no counting noise yet). In real mode the same table is built from the real corpus and folder.
+
+# %%
+tables: dict[str, pd.DataFrame] = {}
+ood: dict[str, pd.DataFrame] = {}
+zoo: dict = {}
+if real_mode:
+    from cliplab.eval import read_image_folder
+    from cliplab.models import load_model
+
+    loaded = load_model(real_model, real_pretrained or None)
+    table, text_run = ex.real_concept_table(loaded, read_image_folder(real_images), real_corpus,
+                                            prompts={"accuracy": real_templates}, column=real_caption_column,
+                                            image_column=real_image_column)
+    tables["real"] = table
+    print(text_run.summary())
+else:
+    from tqdm.auto import tqdm
+
+    from cliplab.models.zoo import colour_templates, zoo_model
+
+    for name in tqdm(models, desc="zoo models"):
+        m = zoo_model(name, smoke=smoke)
+        zoo[name] = m
+        prompts = {"accuracy": colour_templates(m.world.palette), "acc_classname": ["{}"],
+                   "acc_photo": ["a photo of a {}."]}
+        counts = ex.corpus_counts(m.world, m.entry.corpus_size)
+        agree = (counts.table["matched_count"].to_numpy() == m.concepts["matched_count"].to_numpy()).mean()
+        art.log_metrics({f"counts.{key(name)}.engine_matches_truth": agree})
+        acc = ex.world_accuracy(m.loaded, m.world, eval_per_concept, "clean", prompts)
+        tables[name] = ex.concept_table(counts.table, acc, m.world)
+        ood[name] = pd.concat([ex.concept_table(counts.table, ex.world_accuracy(
+            m.loaded, m.world, ood_per_concept, d, {"accuracy": prompts["accuracy"]}), m.world) for d in ood_domains],
+            ignore_index=True)
+pd.DataFrame({n: {"concepts": len(t), "seen (f ≥ 1)": int((t["count"] >= 1).sum()),
+                  "max count": int(t["count"].max()), "top-1 (clean)": t["accuracy"].mean()}
+              for n, t in tables.items()}).T
+
+# %% [markdown]
+# ## 2. Fits per model: slope, unbinned and binned correlations, multiplier, zero-frequency, tail
+# `frequency_report` fits accuracy (points) on log10 f over concepts with f ≥ 1, with a bootstrap CI over
+# concepts; reports the unbinned Pearson r and Spearman ρ, the paper-style **binned** ρ (12 ln-count bins,
+# first and last dropped), the data multiplier per +10 points, never-seen accuracy against chance and the
+# head/tail gap. The same call serves the real path.
+
+# %%
+reports = {}
+for name, table in tables.items():
+    chance = 1.0 / len(table)
+    reports[name] = sc.frequency_report(table, prefix=f"fit.{key(name)}", chance=chance, tail_fraction=tail_fraction,
+                                        n_bins=n_bins, n_boot=n_boot, seed=seed)
+    art.log_metrics(reports[name])
+summary = pd.DataFrame({n: {k.split(".", 2)[2]: v for k, v in r.items()} for n, r in reports.items()})
+summary.loc[["slope", "slope_ci_low", "slope_ci_high", "pearson", "spearman", "r_log", "r_linear", "binned_rho",
+             "multiplier_defined", "zero_defined", "tail_defined"]].round(3)
+
+# %% [markdown]
+# ### Accuracy against frequency
+# Each point is one concept (clean test images, colour-template ensemble); the line is the per-concept OLS fit
+# with its 95 % bootstrap band. Never-seen concepts (f = 0) sit at the left edge, outside the fit. The binned
+# curve (right) is what the paper plots: bin means of the 10 inner ln-count bins.
+
+# %%
+fig, axes = plt.subplots(1, len(tables) + 1, figsize=(4.2 * (len(tables) + 1), 3.8), squeeze=False)
+for ax, (name, table) in zip(axes[0], tables.items()):
+    seen = table[table["count"] >= 1]
+    fit = sc.fit_slope(table, n_boot=n_boot, seed=seed)
+    band = sc.fit_band(fit, table, seed=seed)
+    ax.scatter(seen["count"], 100 * seen["accuracy"], s=10, alpha=0.5)
+    zero = table[table["count"] == 0]
+    ax.scatter(np.full(len(zero), max(0.5, seen["count"].min() / 2)), 100 * zero["accuracy"], s=12, marker="x",
+               color="grey", label=f"f = 0 (n={len(zero)})")
+    ax.plot(band["count"], band["fit"], color="C3", label=f"{fit.slope:.1f} pts/decade")
+    ax.fill_between(band["count"], band["low"], band["high"], color="C3", alpha=0.2)
+    ax.set(xscale="log", xlabel="matched training count f", ylabel="zero-shot top-1 (%)", title=name, ylim=(-3, 103))
+    ax.legend(fontsize=7, loc="upper left")
+ax = axes[0][-1]
+for name, table in tables.items():
+    try:
+        b = sc.binned_correlation(table["count"], table["accuracy"], n_bins)
+        ax.plot(np.exp(b.edges), 100 * b.means, marker="o", label=f"{name}: binned ρ {b.rho:.2f}")
+    except ValueError as err:
+        print(f"{name}: binned ρ undefined ({err})")
+ax.set(xscale="log", xlabel="bin right edge (count)", ylabel="bin mean top-1 (%)", title="binned (paper-style)")
+ax.legend(fontsize=7)
+art.save_figure(fig, "accuracy_vs_frequency")
+plt.show()
+
+# %% [markdown]
+# ## 3. Headline metrics (C1, C2, C5, C7)
+# C1 is read from `primary` and from every seed model (worlds that permute which concepts are frequent); C2
+# across all zoo models; C5 across the three prompt styles; C7 from every model's head/tail split.
+
+# %%
+if not real_mode:
+    r = reports[primary]
+    p = f"fit.{key(primary)}"
+    seed_slopes = np.array([reports[n][f"fit.{key(n)}.slope"] for n in seed_models])
+    art.log_metrics({
+        "C1.slope": r[f"{p}.slope"], "C1.slope_ci_low": r[f"{p}.slope_ci_low"], "C1.slope_ci_high": r[f"{p}.slope_ci_high"],
+        "C1.slope_seed_mean": seed_slopes.mean(), "C1.slope_seed_sd": seed_slopes.std(ddof=1) if len(seed_slopes) > 1 else 0.0,
+        "C1.slope_ci_low_min": min(reports[n][f"fit.{key(n)}.slope_ci_low"] for n in seed_models),
+        "C1.r_log": r[f"{p}.r_log"], "C1.r_linear": r[f"{p}.r_linear"],
+        "C1.r_log_minus_linear_min": min(reports[n][f"fit.{key(n)}.r_log"] - reports[n][f"fit.{key(n)}.r_linear"]
+                                         for n in seed_models),
+        "C1.pearson": r[f"{p}.pearson"], "C1.spearman": r[f"{p}.spearman"],
+        "C1.binned_rho": r.get(f"{p}.binned_rho", 0.0), "C1.multiplier": r.get(f"{p}.multiplier", 0.0),
+        "C1.multiplier_defined": r[f"{p}.multiplier_defined"],
+        "C1.zero_acc": r.get(f"{p}.zero_acc", 0.0), "C1.chance": 1.0 / len(tables[primary]),
+    })
+    binned = [reports[n][f"fit.{key(n)}.binned_rho"] for n in models if f"fit.{key(n)}.binned_rho" in reports[n]]
+    art.log_metrics({"C2.slope_ci_low_min": min(reports[n][f"fit.{key(n)}.slope_ci_low"] for n in models),
+                     "C2.binned_rho_min": min(binned, default=0.0), "C2.binned_rho_max": max(binned, default=0.0)})
+    prompt_fits = {(n, col): sc.fit_slope(tables[n], y=col, n_boot=n_boot, seed=seed)
+                   for n in models for col in ("accuracy", "acc_classname", "acc_photo")}
+    for (n, col), fit in prompt_fits.items():
+        art.log_metrics(fit.metrics(f"prompt.{key(n)}.{col}"))
+    art.log_metrics({"C5.slope_ensemble": prompt_fits[(primary, "accuracy")].slope,
+                     "C5.slope_classname": prompt_fits[(primary, "acc_classname")].slope,
+                     "C5.slope_photo": prompt_fits[(primary, "acc_photo")].slope,
+                     "C5.slope_ci_low_min": min(f.ci_low for f in prompt_fits.values())})
+    gaps = {n: sc.head_tail_gap(tables[n], tail_fraction=tail_fraction, n_boot=n_boot, seed=seed) for n in models}
+    art.log_metrics({"C7.gap_mean": np.mean([g.gap for g in gaps.values()]),
+                     "C7.gap_min": min(g.gap for g in gaps.values()), "C7.gap_max": max(g.gap for g in gaps.values()),
+                     "C7.gap_ci_low_min": min(g.gap_ci_low for g in gaps.values()),
+                     "C7.standard_acc_mean": np.mean([g.standard for g in gaps.values()]),
+                     "C7.tail_acc_mean": np.mean([g.tail for g in gaps.values()])})
+    display(pd.DataFrame({f"{n} / {c}": {"slope": f.slope, "ci_low": f.ci_low, "ci_high": f.ci_high}
+                          for (n, c), f in prompt_fits.items()}).T.round(2))
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    gap_frame = pd.DataFrame([{"model": n, "set": s, "top-1 (%)": 100 * v} for n, g in gaps.items()
+                              for s, v in (("all seen", g.standard), ("rarest 10 %", g.tail), ("most frequent 10 %", g.head))])
+    sns.barplot(gap_frame, x="model", y="top-1 (%)", hue="set", ax=ax)
+    ax.set(title="'Let it Wag!' analogue: rarest seen concepts vs the standard test set")
+    ax.legend(fontsize=7)
+    art.save_figure(fig, "head_tail")
+    plt.show()
+
+# %% [markdown]
+# ## 4. Controls
+# ### 4a. Permuted frequencies (concept difficulty removed)
+# The two seed worlds draw their concepts from the same (shape, marking, pattern) sprites but assign frequency
+# ranks independently. For sprites present in both worlds (and seen in both), a slope with one intercept per
+# sprite uses only *within-concept* changes of frequency: concept difficulty cannot enter it.
+# ### 4b. Model size and train–test similarity (C3)
+# The bigger image tower on the same corpus (paired slope difference: negative = flatter), and the slope on test
+# images from rendering domains the models never saw, pooled with per-domain intercepts.
+
+# %%
+if not real_mode:
+    pair = pd.concat([tables[n].assign(world=n) for n in seed_models], ignore_index=True)
+    both = pair[pair["count"] >= 1].groupby("key")["world"].transform("nunique") == len(seed_models)
+    shared = pair[(pair["count"] >= 1) & both]
+    perm = None
+    if shared["key"].nunique() >= 3:  # smoke worlds (32 of 512 sprites) rarely share any
+        perm = sc.fit_slope(shared, group="key", cluster="key", n_boot=n_boot, seed=seed)
+        art.log_metrics({**perm.metrics("ctrl.permutation"), "ctrl.permutation.n_sprites": perm.n_clusters})
+    art.log_metrics({"ctrl.permutation.defined": float(perm is not None)})
+    small_name, big_name = size_pair
+    sized = tables[small_name][["concept", "count", "accuracy"]].merge(
+        tables[big_name][["concept", "accuracy"]], on="concept", suffixes=("_small", "_big"))
+    size_diff = sc.slope_difference(sized, "count", "accuracy_small", "accuracy_big", n_boot=n_boot, seed=seed)
+    art.log_metrics({"ctrl.size.slope_small": reports[small_name][f"fit.{key(small_name)}.slope"],
+                     "ctrl.size.slope_big": reports[big_name][f"fit.{key(big_name)}.slope"],
+                     "ctrl.size.slope_diff": size_diff.slope, "ctrl.size.slope_diff_ci_low": size_diff.ci_low,
+                     "ctrl.size.slope_diff_ci_high": size_diff.ci_high})
+    ood_fits = {}
+    for n in models:
+        pooled = sc.fit_slope(ood[n], group="domain", cluster="concept", n_boot=n_boot, seed=seed)
+        art.log_metrics(pooled.metrics(f"ood.{key(n)}.pooled"))
+        ood_fits[(n, "pooled")] = pooled
+        for d in ood_domains:
+            fit = sc.fit_slope(ood[n][ood[n]["domain"] == d], n_boot=n_boot, seed=seed)
+            art.log_metrics(fit.metrics(f"ood.{key(n)}.{d}"))
+            ood_fits[(n, d)] = fit
+    pf = ood_fits[(primary, "pooled")]
+    art.log_metrics({"C3.slope_ood": pf.slope, "C3.slope_ood_ci_low": pf.ci_low, "C3.slope_ood_ci_high": pf.ci_high,
+                     "C3.slope_ood_ci_low_min": min(ood_fits[(n, "pooled")].ci_low for n in models),
+                     "C3.top1_clean": tables[primary]["accuracy"].mean(), "C3.top1_ood": ood[primary]["accuracy"].mean(),
+                     **{f"C3.slope_{d}": ood_fits[(primary, d)].slope if d in ood_domains else 0.0
+                        for d in ("noisy", "textured", "sketch")}})
+    display(pd.DataFrame({f"{n} / {d}": {"slope": f.slope, "ci_low": f.ci_low, "ci_high": f.ci_high}
+                          for (n, d), f in ood_fits.items()}).T.round(2))
+    if perm is not None:
+        print(f"within-sprite slope (permutation control): {perm.slope:.1f} [{perm.ci_low:.1f}, {perm.ci_high:.1f}] "
+              f"over {perm.n_clusters} sprites")
+    print(f"bigger minus smaller model: {size_diff.slope:+.1f} [{size_diff.ci_low:+.1f}, {size_diff.ci_high:+.1f}] pts/decade")
+
+# %% [markdown]
+# ### 4c. Counting noise
+# The same accuracies of `primary` against counts from different counters: the ground truth (engine text ∧
+# ground-truth images), the text count alone, a CLIP tagger (`tagger_model`, threshold chosen by F1 on held-out
+# images) over the first `tagger_samples` training images alone and matched with the text, and simulated taggers
+# that miss true occurrences (recall) or add false ones. Counts on a prefix of the corpus estimate the same
+# frequencies up to a constant factor, which a slope per decade ignores.
+
+# %%
+if not real_mode:
+    m = zoo[primary]
+    tagged = ex.clip_tag_world(zoo_model(tagger_model, smoke=smoke).loaded, m.world, tagger_samples,
+                               templates=colour_templates(m.world.palette), n_calibration=tagger_calibration)
+    clip_counts = ex.corpus_counts(m.world, tagger_samples, image_hits=tagged.hits).table
+    base = tables[primary]
+    variants = {"truth (matched)": base["matched_count"], "text only": base["text_count"],
+                "CLIP tagger image": base["concept"].map(clip_counts["image_count"]),
+                "CLIP tagger matched": base["concept"].map(clip_counts["matched_count"])}
+    for rec, fp in zip(sim_recall, sim_false_positive):
+        truth = tables[primary].drop_duplicates("concept").sort_values("concept")["matched_count"].to_numpy()
+        noisy = sc.noisy_counts(truth, m.entry.corpus_size, recall=rec, false_positive_rate=fp, seed=seed)
+        variants[f"sim r={rec:g} fp={fp:g}"] = base["concept"].map(pd.Series(noisy))
+    noise_rows = []
+    for i, (label, x) in enumerate(variants.items()):
+        t = base.assign(x=x.to_numpy())
+        fit = sc.fit_slope(t, x="x", n_boot=n_boot, seed=seed)
+        try:
+            rho = sc.binned_correlation(t["x"], t["accuracy"], n_bins).rho
+        except ValueError:
+            rho = 0.0
+        art.log_metrics({**fit.metrics(f"ctrl.noise.v{i}"), f"ctrl.noise.v{i}.binned_rho": rho})
+        noise_rows.append({"counter": label, "slope": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                           "pearson": fit.pearson, "binned ρ": rho, "n (f ≥ 1)": fit.n})
+    art.log_metrics({"ctrl.noise.tagger_threshold": tagged.threshold, "ctrl.noise.tagger_f1": tagged.calibration_f1,
+                     "ctrl.noise.tagger_precision": tagged.precision, "ctrl.noise.tagger_recall": tagged.recall})
+    noise = pd.DataFrame(noise_rows).set_index("counter")
+    print(f"CLIP tagger on held-out images: threshold {tagged.threshold:.3g}, precision {tagged.precision:.2f}, "
+          f"recall {tagged.recall:.2f}, F1 {tagged.calibration_f1:.2f}")
+    display(noise.round(3))
+
+# %% [markdown]
+# ### 4d. Caption misalignment (C6)
+# Captions swapped with another sample's at rate m. The engine measures the misalignment degree with the
+# paper's definition (text and image concepts both present but disjoint) on the `misalignment_base` world at
+# every rate; models of that recipe trained for `misalignment_steps` steps at each of `misalignment_train_levels`
+# show what misalignment does to the slope (x = matched count of the misaligned corpus, headline definition).
+
+# %%
+if not real_mode:
+    from cliplab.models.zoo import read_params
+    from cliplab.world import World
+
+    base_entry = zoo[misalignment_base].entry
+    world_params = read_params().get("world") or {}
+    degrees = {}
+    for level in misalignment_levels:
+        variant = dataclasses.replace(base_entry, world={**base_entry.world, "misalignment": level})
+        measured = ex.corpus_counts(World(variant.world_config(world_params)), base_entry.corpus_size).misalignment
+        degrees[level] = measured.degree
+        art.log_metrics({f"C6.degree_m{round(100 * level)}": measured.degree})
+    rel = [abs(degrees[lv] - lv) / lv for lv in degrees if lv > 0]
+    s0, s1 = (tables[n].drop_duplicates("concept").sort_values("concept") for n in corpus_pair)
+    in_training = ~s1["heldout"].to_numpy()
+    seen = base[base["count"] >= 1]["count"]
+    art.log_metrics({"C6.degree_rel_error_max": max(rel, default=0.0),
+                     "C6.count_decades": float(np.log10(seen.max()) - np.log10(seen.min())),
+                     "C6.spearman_corpora": pd.Series(s0["count"].to_numpy()[in_training]).corr(
+                         pd.Series(s1["count"].to_numpy()[in_training]), method="spearman")})
+    mis_rows = []
+    for level in tqdm(misalignment_train_levels, desc="misaligned models"):
+        with tempfile.TemporaryDirectory() as folder:
+            trained = ex.train_world_model(base_entry, folder, world_params, world_overrides={"misalignment": level},
+                                           train_overrides={"steps": misalignment_steps})
+            counts = ex.corpus_counts(trained.world, base_entry.corpus_size)
+            acc = ex.world_accuracy(trained.loaded, trained.world, eval_per_concept, "clean",
+                                    {"accuracy": colour_templates(trained.world.palette)})
+        t = ex.concept_table(counts.table, acc, trained.world)
+        fit = sc.fit_slope(t, n_boot=n_boot, seed=seed)
+        art.log_metrics({**fit.metrics(f"ctrl.misalign.m{round(100 * level)}"),
+                         f"ctrl.misalign.m{round(100 * level)}.top1": t["accuracy"].mean(),
+                         f"ctrl.misalign.m{round(100 * level)}.degree": counts.misalignment.degree})
+        mis_rows.append({"m": level, "slope": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
+                         "top1": t["accuracy"].mean()})
+    mis = pd.DataFrame(mis_rows, columns=["m", "slope", "ci_low", "ci_high", "top1"])
+    display(pd.Series(degrees, name="measured degree").to_frame().rename_axis("injected rate").round(4))
+    display(mis.round(3))
+
+# %% [markdown]
+# ### The controls side by side
+# Slopes with 95 % CIs: counters (left), misalignment rates (middle), held-out test domains (right).
+
+# %%
+if not real_mode:
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    y = np.arange(len(noise))
+    axes[0].errorbar(noise["slope"], y, xerr=[noise["slope"] - noise["ci_low"], noise["ci_high"] - noise["slope"]],
+                     fmt="o", capsize=3)
+    axes[0].set(yticks=y, yticklabels=noise.index, xlabel="slope (points/decade)", title=f"counting noise ({primary})")
+    axes[1].errorbar(100 * mis["m"], mis["slope"], yerr=[mis["slope"] - mis["ci_low"], mis["ci_high"] - mis["slope"]],
+                     fmt="o-", capsize=3)
+    axes[1].set(xlabel="injected caption misalignment (%)", ylabel="slope (points/decade)",
+                title=f"misalignment ({misalignment_base} recipe)")
+    labels = [f"{n} / {d}" for (n, d) in ood_fits]
+    vals = list(ood_fits.values())
+    y = np.arange(len(vals))
+    axes[2].errorbar([f.slope for f in vals], y, xerr=[[f.slope - f.ci_low for f in vals], [f.ci_high - f.slope for f in vals]],
+                     fmt="o", capsize=2)
+    axes[2].set(yticks=y, yticklabels=labels, xlabel="slope (points/decade)", title="held-out test domains")
+    axes[2].tick_params(axis="y", labelsize=6)
+    for ax in axes[[0, 2]]:
+        ax.axvline(0, color="grey", lw=1)
+    art.save_figure(fig, "controls")
+    plt.show()
+
+# %% [markdown]
+# ## 5. Verdicts
+# Each check in `claims.yaml` was written from the paper's claim before these numbers existed; the table
+# evaluates them on this run. At smoke scale the numbers only show that the pipeline is wired. In real mode the
+# claims (which are about the world) are not evaluated: the `fit.real.*` metrics are the result.
+
+# %%
+if real_mode:
+    display(pd.Series(reports["real"]).round(4).to_frame("real path"))
+else:
+    verdicts = check_claims(paths.claims_path(paths.project_root(), "concept_frequency"), art.metrics)
+    display(results_table(verdicts))
+
+# %% [markdown]
+# ## 6. How to read the verdicts
+#
+# * **C1, C2, C5 (slope).** Read the slope and its CI, not the binned ρ: per-concept accuracy is noisy (16
+#   test images per concept) so the unbinned r is small, as in the paper (0.23–0.42), while the binned ρ is
+#   high — the card's warning that binned ρ is not a stable headline applies here too. Our slopes are steeper
+#   than the paper's 5–10 points/decade (a smaller multiplier): the world's concepts are easy to separate once
+#   seen and the counts span only about 2.5 decades, so the absolute slope and multiplier are not comparable
+#   with web-scale models (card §6, "cannot show faithfully"). The within-sprite slope of the permutation
+#   control (section 4a) shows that the trend is not a concept-difficulty artefact. The model-size control
+#   compares one bigger tower on one world; its CI decides whether "bigger models flatten the slope" is seen.
+# * **C3.** If it does not replicate, look at the per-domain table: the textured and sketch domains are close
+#   to chance for every model (the tiny towers do not transfer to them at all), so there is little accuracy
+#   for frequency to act on, and with 6 images per concept and domain the pooled CI of the weakest model can
+#   reach 0. The noisy domain, where the models still work, shows the trend. So a failure here says the analogue
+#   (held-out rendering domains) mostly removes the ability itself, not that the trend needs train–test
+#   similarity; it is a different manipulation from the paper's near-duplicate pruning.
+# * **C6.** Our misalignment is injected, so only the measurement is tested: the paper's definition counts a
+#   swapped caption as misaligned only when it shares no concept with the image, which is why the measured
+#   degree sits slightly below the injected rate. The trained misalignment control (off by default, see the
+#   first cell) shows the slope on matched counts under 35 % swaps next to the same recipe at 0 %.
+# * **C7.** The "Let it Wag!" analogue takes the rarest 10 % of *seen* concepts (24 per model). If it does not
+#   replicate, the likely reason is power and range: tail concepts here still have tens of matched
+#   occurrences (our Zipf tail is short compared with web data, where Let it Wag! concepts are orders of
+#   magnitude rarer than ImageNet classes), and 24 concepts × 16 images give wide CIs; the 15k-corpus model,
+#   whose accuracy is lowest overall, shows the smallest gap. The sign of the gap agrees with the paper for
+#   every model; its size is about half the paper's 22.7 points.
+# * **Counting noise (section 4c).** Text-only counts equal the matched counts here (no misalignment in the
+#   zoo worlds). The CLIP tagger and the simulated taggers change the slope and the binned ρ: recall loss alone
+#   rescales counts and barely moves the slope, false positives compress the low end and steepen it; compare
+#   the rows before trusting a slope computed from tagger counts.
+
+# %%
+print(f"wall time {time.perf_counter() - t_start:.1f} s")
+art.write_metrics()
