@@ -25,10 +25,9 @@ Everything runs on one torch thread (many tiny ops: a second thread only waits o
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -36,13 +35,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy import stats as sps
-from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from cliplab.sharpness import SharpnessConfig, sharpness
 from cliplab.sharpness_analysis import tau_by_factor
 from cliplab.stats import kendall_tau
+from cliplab.threads import single_threaded
 
 ARCHS: tuple[str, ...] = ("cnn", "mlp")
 OOD_DOMAINS: tuple[str, ...] = ("textured", "sketch", "noisy")
@@ -65,16 +64,6 @@ DEFAULT_RHOS: dict[tuple[str, str, bool], float] = {
 }
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """torch and BLAS on one thread for the block, previous settings restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ------------------------------------------------------------------------------------------------ the task

@@ -26,11 +26,10 @@ Design choices the paper leaves open (documented here and in the notebook):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,9 +37,9 @@ import torch
 from scipy.linalg import solve
 from scipy.special import erfinv
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-from threadpoolctl import threadpool_limits
 
 from cliplab import stats
+from cliplab.threads import single_threaded
 
 ARCHS: tuple[str, ...] = ("linear", "mlp_linear", "relu", "tanh")
 KERNELS: tuple[str, ...] = ("linear", "arccos1", "ntk_relu")
@@ -50,20 +49,6 @@ RESULT_COLUMNS: tuple[str, ...] = (
 )
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch and BLAS on one thread, restoring the previous settings afterwards.
-
-    The work here is many small matrix products; on a shared 2-core machine a second thread mostly waits
-    (measured ~100× slower for the batched training and ~50× for an LDA fit), so one thread is the fast path.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------------------------------------
