@@ -168,8 +168,8 @@ for name, table in tables.items():
                                         n_bins=n_bins, n_boot=n_boot, seed=seed)
     art.log_metrics(reports[name])
 summary = pd.DataFrame({n: {k.split(".", 2)[2]: v for k, v in r.items()} for n, r in reports.items()})
-summary.loc[["slope", "slope_ci_low", "slope_ci_high", "pearson", "spearman", "r_log", "r_linear", "binned_rho",
-             "multiplier_defined", "zero_defined", "tail_defined"]].round(3)
+summary.reindex(["slope", "slope_ci_low", "slope_ci_high", "pearson", "spearman", "r_log", "r_linear", "binned_rho",
+                 "multiplier_defined", "zero_defined", "tail_defined"]).round(3)  # binned ρ may be undefined
 
 # %% [markdown]
 # ### Accuracy against frequency

@@ -178,6 +178,15 @@ def test_data_multiplier_closed_form() -> None:
             sc.data_multiplier(bad)
 
 
+def test_a_rounding_noise_slope_has_no_multiplier_instead_of_overflowing() -> None:
+    with pytest.raises(ValueError, match="too flat"):
+        sc.data_multiplier(9.8e-15)
+    counts = np.array([1.0, 4.0, 16.0])  # accuracy 0, 1, 0: the exact slope is 0, float OLS gives ~1e-14
+    fit = sc.fit_slope(pd.DataFrame({"count": counts, "accuracy": [0.0, 1.0, 0.0]}), n_boot=100)
+    assert abs(fit.slope) < 1e-9
+    assert sc.multiplier_metrics(fit, "x")["x.multiplier_defined"] == 0.0
+
+
 def test_multiplier_metrics_flags_undefined_multipliers() -> None:
     fit = sc.fit_slope(synthetic(8.0, noise=0.02), n_boot=200)
     m = sc.multiplier_metrics(fit, "x")
@@ -301,3 +310,82 @@ def test_real_path_on_a_fixture(tmp_path: Path) -> None:
     assert report["fit.real.n"] == 4 and report["fit.real.n_excluded"] == 1
     assert report["fit.real.zero_defined"] == 1.0
     assert all(math.isfinite(v) for v in report.values())
+
+
+# ----------------------------------------------------------------------------------------------- trained variants
+def test_train_world_model_applies_overrides_and_is_deterministic(tmp_path: Path) -> None:
+    """A 3-step model on a 128-sample corpus of an 8-concept world with 30 % caption swaps: the override reaches
+    the world (its captions equal those of a world built directly with it), the step override replaces the
+    entry's epochs, the recipe itself is untouched, and the same seed gives identical weights."""
+    import torch
+
+    from cliplab.models.zoo import ZooEntry
+    from cliplab.world import World, WorldConfig
+
+    entry = ZooEntry(name="t", arch="cliplab-tiny", corpus_size=128, seed=3, world={"n_concepts": 8, "n_heldout": 1},
+                     train={"epochs": 1.0, "batch_size": 32, "warmup": 1})
+
+    def train(folder: str, misalignment: float) -> ex.TrainedWorldModel:
+        return ex.train_world_model(entry, tmp_path / folder, world_overrides={"misalignment": misalignment},
+                                    train_overrides={"steps": 3}, num_threads=1)
+
+    a, b = train("a", 0.3), train("b", 0.3)
+    assert a.world.config.misalignment == 0.3 and a.world.config.n_concepts == 8 and a.world.config.seed == 3
+    assert a.entry.train == {"steps": 3, "batch_size": 32, "warmup": 1}
+    assert entry.world == {"n_concepts": 8, "n_heldout": 1} and "misalignment" not in entry.world
+    direct = World(WorldConfig(seed=3, n_concepts=8, n_heldout=1, misalignment=0.3))
+    clean = World(WorldConfig(seed=3, n_concepts=8, n_heldout=1))
+    captions = [a.world.draw(i, "train").caption for i in range(128)]
+    assert captions == [direct.draw(i, "train").caption for i in range(128)]
+    assert captions != [clean.draw(i, "train").caption for i in range(128)]
+    assert ex.corpus_counts(a.world, 128).misalignment.degree > 0 == ex.corpus_counts(clean, 128).misalignment.degree
+    assert a.folder == tmp_path / "a" and a.loaded.model.training is False
+    sa, sb = a.loaded.model.state_dict(), b.loaded.model.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    # other captions (no swaps), same seed: the weights move apart, so the override reached training too
+    c = train("c", 0.0).loaded.model.state_dict()
+    assert not all(torch.equal(sa[k], c[k]) for k in sa)
+
+
+# ----------------------------------------------------------------------------------------------- the notebook
+@pytest.mark.slow
+def test_notebook_real_path_runs(tmp_path: Path) -> None:
+    """The notebook's real path end to end: random-init cliplab-tiny, a labelled folder and a caption CSV
+    written here (4 classes named 1, 3, 27 and 0 times), no world and no zoo."""
+    import json
+
+    from cliplab.eval import read_image_folder
+    from cliplab.models import load_model
+    from cliplab.runner import run_paper
+
+    rng = np.random.default_rng(0)
+    wanted = {"zebra": 1, "kiwi": 3, "okapi": 27, "axolotl": 0}
+    for i, name in enumerate(wanted):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for j in range(3):
+            pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) // (i + 1)
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{j}.png")
+    captions = [f"a photo of a {name} outside" for name, k in wanted.items() for _ in range(k)] + ["a red car"] * 3
+    pd.DataFrame({"text": captions}).to_csv(tmp_path / "captions.csv", index=False)
+    templates = ["a {}", "the {}"]
+
+    result = run_paper("concept_frequency", smoke=True, root=Path(__file__).resolve().parents[1],
+                       out=tmp_path / "out", progress=False,
+                       overrides={"real_model": "cliplab-tiny", "real_corpus": str(tmp_path / "captions.csv"),
+                                  "real_caption_column": "text", "real_images": str(tmp_path / "images"),
+                                  "real_templates": templates})
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert metrics and all(k.startswith("fit.real.") for k in metrics)  # no world, claim or control keys
+    assert metrics["fit.real.n"] == 3 and metrics["fit.real.n_zero"] == 1 and metrics["fit.real.n_excluded"] == 1
+    assert metrics["fit.real.x_decades"] == pytest.approx(math.log10(27))
+    assert metrics["fit.real.chance"] == pytest.approx(1 / 4)
+    assert metrics["fit.real.binned_defined"] == 0.0  # 3 seen classes cannot fill the paper's bins
+    # accuracy is the random-init model's on the folder with the templates passed in; counts are the hand counts
+    images = read_image_folder(tmp_path / "images")
+    acc = ex.concept_accuracy(load_model("cliplab-tiny"), images, {"accuracy": templates}).set_index("name")
+    assert metrics["fit.real.zero_acc"] == pytest.approx(acc.loc["axolotl", "accuracy"])
+    seen = [name for name, k in wanted.items() if k]
+    ref = sps.linregress(np.log10([wanted[n] for n in seen]), 100 * acc.loc[seen, "accuracy"].to_numpy())
+    assert metrics["fit.real.slope"] == pytest.approx(ref.slope, abs=1e-9)
+    figures = {p.name for p in (result.out_dir / "figures").iterdir()}
+    assert "accuracy_vs_frequency.png" in figures and "head_tail.png" not in figures and "controls.png" not in figures

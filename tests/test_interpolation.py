@@ -197,3 +197,54 @@ def test_folder_task_rejects_mismatched_classes(folder_fixture: dict[str, str], 
         ip.folder_task(loaded, folder_fixture["train"], folder_fixture["test"], [str(tmp_path / "other")])
     with pytest.raises(ValueError, match="ood_dirs is empty"):
         ip.folder_task(loaded, folder_fixture["train"], folder_fixture["test"], [])
+
+
+@pytest.mark.slow
+def test_notebook_part_b_real_path_runs(tmp_path: Path) -> None:
+    """The notebook's Part B on image folders written here: a random-init cliplab-tiny saved as a weights file
+    (clip_model + clip_pretrained), 3 classes, 36 training images (≥ the smoke run's 32 sharpness points), 9 ID
+    test images and two shifted OOD folders. Part A runs at smoke scale as usual."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from cliplab.eval import DEFAULT_TEMPLATES
+    from cliplab.models import load_model
+    from cliplab.runner import run_paper
+
+    rng = np.random.default_rng(0)
+    for split, n, shift in (("train", 12, 0), ("test", 3, 0), ("bright", 3, 60), ("dim", 3, -80)):
+        for cls, colour in (("red_thing", (200, 30, 30)), ("blue_thing", (30, 30, 200)), ("green_thing", (30, 200, 30))):
+            d = tmp_path / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                img = np.full((32, 32, 3), 240, np.uint8)
+                img[8:24, 8:24] = colour
+                img = np.clip(img.astype(int) + shift + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(d / f"{i}.png")
+    weights = tmp_path / "random.safetensors"
+    save_file({k: v.contiguous() for k, v in load_model("cliplab-tiny", seed=3).model.state_dict().items()},
+              str(weights))
+
+    result = run_paper("sharpness", smoke=True, root=Path(__file__).resolve().parents[1], out=tmp_path / "out",
+                       progress=False,
+                       overrides={"clip_model": "cliplab-tiny", "clip_pretrained": str(weights),
+                                  "train_dir": str(tmp_path / "train"), "test_dir": str(tmp_path / "test"),
+                                  "ood_dirs": [str(tmp_path / "bright"), str(tmp_path / "dim")]})
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    part_b = {k: v for k, v in metrics.items() if k.startswith("B.")}
+    assert {"B.W1.id_acc_zero_shot", "B.W1.ood_acc_zero_shot", "B.C1.tau_full", "B.C2.tau_straggler",
+            "B.C3.gain_sparse"} <= set(part_b) and metrics["B.n_seeds"] == 1
+    assert all(math.isfinite(v) for v in part_b.values())
+    # the OOD sets are the folders (named by base name), not the world's shifts
+    executed = (result.out_dir / "executed.ipynb").read_text()
+    assert "ood_acc_bright" in executed and "ood_acc_dim" in executed and "ood_acc_sketch" not in executed
+    # α = 0 is the zero-shot head of the saved weights on the folders: 9 ID test images, 9 per OOD folder
+    loaded = load_model("cliplab-tiny", str(weights))
+    data = ip.folder_task(loaded, str(tmp_path / "train"), str(tmp_path / "test"),
+                          [str(tmp_path / "bright"), str(tmp_path / "dim")])
+    base = ip.zero_shot_classifier(loaded, data.classnames, list(DEFAULT_TEMPLATES))
+    assert metrics["B.W1.id_acc_zero_shot"] == pytest.approx(ip.accuracy(base, data.x_test, data.y_test))
+    ood = np.mean([ip.accuracy(base, x, y) for x, y in data.ood.values()])
+    assert metrics["B.W1.ood_acc_zero_shot"] == pytest.approx(ood)
+    assert (result.out_dir / "figures" / "accuracy_vs_alpha.png").is_file()

@@ -310,6 +310,11 @@ def binned_correlation(counts: Sequence[float] | np.ndarray, accuracy: Sequence[
 
 
 # ----------------------------------------------------------------------------------------------- multiplier
+MAX_DECADES = 300.0
+"""Largest gain/slope (decades of data) for which a multiplier is reported; beyond it 10^x leaves float range and
+the slope is flat for every practical purpose (e.g. 1e-14 points/decade of rounding noise)."""
+
+
 def data_multiplier(slope: float, gain: float = 10.0) -> float:
     """Factor of more data a +``gain``-point accuracy gain needs at ``slope`` points/decade: 10^(gain/slope)."""
     if not math.isfinite(slope) or slope <= 0:
@@ -317,18 +322,28 @@ def data_multiplier(slope: float, gain: float = 10.0) -> float:
                          "positive trend more data buys no accuracy")
     if not gain > 0:
         raise ValueError(f"gain must be > 0 points, got {gain!r}")
+    if gain / slope > MAX_DECADES:
+        raise ValueError(f"slope {slope!r} points/decade is too flat: +{gain} points would need more than "
+                         f"10^{MAX_DECADES:.0f} times the data")
     return float(10 ** (gain / slope))
+
+
+def _has_multiplier(slope: float, gain: float) -> bool:
+    return math.isfinite(slope) and slope > 0 and gain / slope <= MAX_DECADES
 
 
 def multiplier_metrics(fit: SlopeFit, prefix: str, gain: float = 10.0) -> dict[str, float]:
     """``{prefix}.multiplier_defined`` (1/0) and, when the slope (and its CI end) is positive, the multiplier
-    and its CI (``multiplier_ci_low`` from the slope's upper end; ``multiplier_ci_high`` only if ci_low > 0)."""
-    out = {f"{prefix}.multiplier_defined": float(fit.slope > 0)}
-    if fit.slope > 0:
+    and its CI (``multiplier_ci_low`` from the slope's upper end; ``multiplier_ci_high`` only if ci_low > 0).
+    A slope so flat that the multiplier exceeds 10^MAX_DECADES counts as undefined (no finite number to report)."""
+    defined = _has_multiplier(fit.slope, gain)
+    out = {f"{prefix}.multiplier_defined": float(defined)}
+    if defined:
         out[f"{prefix}.multiplier"] = data_multiplier(fit.slope, gain)
         out[f"{prefix}.multiplier_ci_low"] = data_multiplier(max(fit.ci_high, fit.slope), gain)
-        out[f"{prefix}.multiplier_bounded"] = float(fit.ci_low > 0)
-        if fit.ci_low > 0:
+        bounded = _has_multiplier(fit.ci_low, gain)
+        out[f"{prefix}.multiplier_bounded"] = float(bounded)
+        if bounded:
             out[f"{prefix}.multiplier_ci_high"] = data_multiplier(fit.ci_low, gain)
     return out
 
