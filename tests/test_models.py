@@ -24,6 +24,7 @@ from cliplab.models import (
     train_clip,
 )
 from cliplab.models.registry import count_parameters_from_config
+from cliplab.models.training import DifferentRun
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 190, 40), "blue": (40, 50, 220), "yellow": (230, 220, 40)}
 FAST = dict(num_threads=1, progress=False)
@@ -270,6 +271,22 @@ def test_resume_after_interruption_is_bit_identical(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="config.seed"):
         train_clip("cliplab-tiny", data, TrainConfig(steps=20, batch_size=16, warmup=3, lr=2e-3, seed=6, **FAST),
                    tmp_path / "resumed")
+
+
+def test_an_edited_architecture_config_does_not_resume_the_old_model(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    arch = json.loads(json.dumps(open_clip.get_model_config("cliplab-tiny")))
+    (configs / "cliplab-edited-arch.json").write_text(json.dumps(arch))
+    open_clip.add_model_config(configs)
+    cfg = TrainConfig(steps=2, batch_size=16, **FAST)
+    data = coloured_squares(32)
+    train_clip("cliplab-edited-arch", data, cfg, tmp_path / "m")
+    arch["vision_cfg"]["width"] += 8
+    (configs / "cliplab-edited-arch.json").write_text(json.dumps(arch))
+    open_clip.add_model_config(configs)
+    with pytest.raises(DifferentRun, match="model_config"):
+        train_clip("cliplab-edited-arch", data, cfg, tmp_path / "m")
 
 
 def test_training_restores_threads_and_global_rng(tmp_path: Path) -> None:

@@ -249,6 +249,8 @@ def train_clip(
     total = config.total_steps(len(data))
     identity = {
         "model_name": model_name,
+        # the architecture itself: editing a registered JSON config must not resume the old model
+        "model_config": open_clip.get_model_config(_check_architecture(model_name)),
         "config": config.identity(),
         "n_samples": len(data),
         "data_sha256": data.fingerprint(),
