@@ -34,8 +34,8 @@
 #
 # **Reproduce:** `cliplab run sharpness` (smoke check: `cliplab run sharpness --smoke`).
 #
-# **Runtime (2 shared CPU cores, one torch thread):** about 195 s at default scale end to end (measured on busy
-# cores: 48-model zoo ≈ 68 s, CLIP interpolation with 2 fine-tuning seeds ≈ 77 s, diagonal nets ≈ 8–19 s,
+# **Runtime (2 shared CPU cores, one torch thread):** about 140 s at default scale end to end in `make replicate`
+# (up to 195 s on busy cores: 48-model zoo ≈ 68 s, CLIP interpolation with 2 fine-tuning seeds ≈ 77 s, diagonal nets ≈ 8–19 s,
 # kernel start-up and imports ≈ 12 s); about 37 s with `smoke=True` (≈ 20 s of compute, after the one-off
 # smoke-zoo training).
 #
@@ -428,21 +428,24 @@ display(results_table(verdicts))
 # * **A-C4.** The toy curve is the released notebook's recipe and numbers; on the zoo model only the last layer
 #   is rescaled, so the logits scale exactly by α and normalised adaptive sharpness must not move.
 # * **Part B in general.** Everything about Part B's method is reconstructed (no code or numbers were
-#   released); the backbone is a 4.6M-parameter CLIP (1.3M in its image tower) trained on 50k procedural captions, and its zero-shot
-#   model is *less* robust than the fine-tuned one (mean OOD accuracy ≈ 0.47 vs ≈ 0.53), so WiSE-FT's premise —
-#   a robust zero-shot endpoint — does not hold. Along this path ID and OOD accuracy and most sharpness curves
-#   are monotone in α, and a τ over 11 monotone curves is ±1 whatever links them.
-# * **B-W1 (does not replicate).** No interior α beats the fine-tuned endpoint out of distribution; OOD
-#   accuracy rises all the way to α = 1 — the consequence of the non-robust zero-shot endpoint above.
-# * **B-C1 (does not replicate) / B-C2 (replicates, weakly meaningful).** Whole-model adaptive worst-case
-#   sharpness has τ ≈ +0.67 with OOD accuracy, so by our check it *is* a fair predictor; but the two whole-model
-#   definitions disagree in sign (average-case ≈ −0.98), which is the kind of unreliability C1 describes. The
-#   straggler layers (largest drift: `visual.attnpool` and `visual.layer4.0`, both seeds) reach |τ| ≈ 0.98,
-#   as C2 says — but so do other single layers, because everything is monotone in α here.
+#   released); the backbone is a 4.6M-parameter CLIP (3.0M in its image tower) trained on 50k procedural
+#   captions, and its zero-shot model is *less* robust than the fine-tuned one (mean OOD accuracy ≈ 0.46 vs
+#   ≈ 0.52), so WiSE-FT's premise — a robust zero-shot endpoint — does not hold. Along this path ID and OOD
+#   accuracy are nearly monotone in α, and a τ over 11 nearly monotone curves is driven by their endpoints.
+# * **B-W1 (does not replicate).** No interior α beats the fine-tuned endpoint out of distribution (best
+#   interior gain ≈ −0.002); OOD accuracy rises to α = 1 — the consequence of the non-robust zero-shot
+#   endpoint above.
+# * **B-C1 (replicates) / B-C2 (does not replicate).** Whole-model adaptive worst-case sharpness has mean
+#   τ ≈ −0.15 with OOD accuracy and its sign flips between the two fine-tuning seeds (−0.53 … +0.24), so it
+#   is not a reliable predictor, as C1 says; the average-case definition gives τ ≈ −0.76, so the verdict
+#   depends on the definition. The straggler layers (largest drift: `visual.attnpool` and `visual.layer4.0`,
+#   both seeds) do no better: mean τ ≈ +0.15, again of both signs across seeds (−0.42 … +0.71), while the
+#   best single layer reaches |τ| = 0.80. C2's "straggler sharpness tracks OOD accuracy" needs the paper's
+#   straggler definition (not public) or more than two seeds to be tested fairly.
 # * **B-C3 (passes by the letter, not in substance).** The dense path has no interior gain (the failure mode);
-#   with 30 % of the straggler task vector kept, an interior gain of ≈ 0.003 appears (≈ 3–4 of 1280 OOD
+#   with 30 % of the straggler task vector kept, an interior gain of ≈ 0.010 appears (≈ 13 of 1280 OOD
 #   images), but it comes from *lowering* the α = 1 endpoint: the best OOD accuracy on the sparse path
-#   (≈ 0.515) is below the dense path's (≈ 0.528). Read it as "sparsity changes the shape of the curve", not as
+#   (≈ 0.509) is below the dense path's (≈ 0.519). Read it as "sparsity changes the shape of the curve", not as
 #   a mitigation.
 
 # %%
