@@ -138,19 +138,24 @@ def test_barrier_closed_forms() -> None:
 def folder_fixture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A labelled image folder: 2 classes (red squares vs blue circles-ish), train/test/two shifts."""
     root = tmp_path_factory.mktemp("imgs")
+    splits = (("train", 6, 0), ("test", 3, 0), ("ood_noise", 3, 60), ("ood_dark", 3, -80))
+    write_square_folders(root, splits, {"red_thing": (200, 30, 30), "blue_thing": (30, 30, 200)}, size=40)
+    return {split: str(root / split) for split, _, _ in splits}
+
+
+def write_square_folders(root: Path, splits: tuple[tuple[str, int, int], ...], classes: dict[str, tuple[int, int, int]],
+                         size: int) -> None:
+    """``root/<split>/<class>/<i>.png``: a coloured square on a light ground, brightness shifted per split."""
     rng = np.random.default_rng(0)
-    out = {}
-    for split, n, shift in (("train", 6, 0), ("test", 3, 0), ("ood_noise", 3, 60), ("ood_dark", 3, -80)):
-        for cls, colour in (("red_thing", (200, 30, 30)), ("blue_thing", (30, 30, 200))):
+    for split, n, shift in splits:
+        for cls, colour in classes.items():
             d = root / split / cls
             d.mkdir(parents=True)
             for i in range(n):
-                img = np.full((40, 40, 3), 240, np.uint8)
-                img[10:30, 10:30] = colour
+                img = np.full((size, size, 3), 240, np.uint8)
+                img[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = colour
                 img = np.clip(img.astype(int) + shift + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(d / f"{i}.png")
-        out[split] = str(root / split)
-    return out
 
 
 def test_real_path_random_open_clip_model_and_image_folders(folder_fixture: dict[str, str]) -> None:
@@ -212,16 +217,8 @@ def test_notebook_part_b_real_path_runs(tmp_path: Path) -> None:
     from cliplab.models import load_model
     from cliplab.runner import run_paper
 
-    rng = np.random.default_rng(0)
-    for split, n, shift in (("train", 12, 0), ("test", 3, 0), ("bright", 3, 60), ("dim", 3, -80)):
-        for cls, colour in (("red_thing", (200, 30, 30)), ("blue_thing", (30, 30, 200)), ("green_thing", (30, 200, 30))):
-            d = tmp_path / split / cls
-            d.mkdir(parents=True)
-            for i in range(n):
-                img = np.full((32, 32, 3), 240, np.uint8)
-                img[8:24, 8:24] = colour
-                img = np.clip(img.astype(int) + shift + rng.integers(-20, 20, img.shape), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(d / f"{i}.png")
+    write_square_folders(tmp_path, (("train", 12, 0), ("test", 3, 0), ("bright", 3, 60), ("dim", 3, -80)),
+                         {"red_thing": (200, 30, 30), "blue_thing": (30, 30, 200), "green_thing": (30, 200, 30)}, size=32)
     weights = tmp_path / "random.safetensors"
     save_file({k: v.contiguous() for k, v in load_model("cliplab-tiny", seed=3).model.state_dict().items()},
               str(weights))
