@@ -343,9 +343,10 @@ def test_resnet_image_tokens(tiny: LoadedModel) -> None:
     with torch.no_grad():
         pooled, tokens = ca.image_tokens(tiny.model, x, resnet_stage=3)
         assert torch.allclose(pooled, tiny.model.encode_image(x), atol=1e-5)
-        assert tokens.shape == (3, 4, 16 * 4 * 4)  # layer3: 2×2 map of width·4·4 channels
+        width = open_clip.get_model_config("cliplab-tiny")["vision_cfg"]["width"]
+        assert tokens.shape == (3, 4, width * 4 * 4)  # layer3: 2×2 map of width·4·4 channels
         _, tokens2 = ca.image_tokens(tiny.model, x, resnet_stage=2)
-        assert tokens2.shape == (3, 16, 16 * 2 * 4)  # layer2: 4×4
+        assert tokens2.shape == (3, 16, width * 2 * 4)  # layer2: 4×4
     with pytest.raises(ValueError, match="resnet_stage"):
         ca.image_tokens(tiny.model, x, resnet_stage=7)
 
