@@ -327,11 +327,11 @@ def test_train_world_model_applies_overrides_and_is_deterministic(tmp_path: Path
 
     def train(folder: str, misalignment: float) -> ex.TrainedWorldModel:
         return ex.train_world_model(entry, tmp_path / folder, world_overrides={"misalignment": misalignment},
-                                    train_overrides={"steps": 3}, num_threads=1)
+                                    train_overrides={"steps": 3, "num_threads": 1})
 
     a, b = train("a", 0.3), train("b", 0.3)
     assert a.world.config.misalignment == 0.3 and a.world.config.n_concepts == 8 and a.world.config.seed == 3
-    assert a.entry.train == {"steps": 3, "batch_size": 32, "warmup": 1}
+    assert a.entry.train == {"steps": 3, "batch_size": 32, "warmup": 1, "num_threads": 1}
     assert entry.world == {"n_concepts": 8, "n_heldout": 1} and "misalignment" not in entry.world
     direct = World(WorldConfig(seed=3, n_concepts=8, n_heldout=1, misalignment=0.3))
     clean = World(WorldConfig(seed=3, n_concepts=8, n_heldout=1))

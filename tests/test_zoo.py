@@ -24,7 +24,9 @@ from cliplab.models.zoo import (
     frequency_bucket,
     main,
     read_zoo,
+    train_zoo,
     train_zoo_model,
+    zoo_jobs,
     zoo_model,
 )
 from cliplab.world import World, WorldConfig, true_frequencies
@@ -36,7 +38,7 @@ SMALL_WORLD = {"n_concepts": 24, "n_heldout": 3, "domains": ["clean", "noisy"], 
 def params(**zoo_changes: Any) -> dict[str, Any]:
     zoo = {
         "eval_per_concept": 3,
-        "train": {"steps": 4, "batch_size": 64, "lr": 0.002, "warmup": 1},
+        "train": {"steps": 4, "batch_size": 64, "lr": 0.002, "warmup": 1, "num_threads": 1},
         "models": [{"name": "t0", "arch": "cliplab-tiny", "corpus_size": 600, "seed": 3}],
     }
     zoo.update(zoo_changes)
@@ -79,7 +81,7 @@ def test_read_zoo_rejects_duplicates_and_merges_train_defaults() -> None:
     p["zoo"]["models"].append({"name": "t1", "arch": "cliplab-small", "corpus_size": 1000, "seed": 1,
                                "train": {"epochs": 2}, "world": {"zipf_exponent": 1.5}})
     first, second = read_zoo(p)
-    assert first.train == {"steps": 4, "batch_size": 64, "lr": 0.002, "warmup": 1}
+    assert first.train == {"steps": 4, "batch_size": 64, "lr": 0.002, "warmup": 1, "num_threads": 1}
     assert "steps" not in second.train and second.train["epochs"] == 2
     assert second.total_steps() == 2 * (1000 // 64)  # epochs over the corpus, in whole batches
     world = second.world_config(p["world"])
@@ -115,7 +117,7 @@ def independent_zero_shot(folder: Path, world: World, per_concept: int, domain: 
 def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: Path) -> None:
     p = params()
     (entry,) = read_zoo(p)
-    folder = train_zoo_model(entry, tmp_path, p["world"], num_threads=1)
+    folder = train_zoo_model(entry, tmp_path, p["world"])
     assert folder == tmp_path / "t0"
     for name in (CARD_JSON, CARD_MD, CURVE_PNG, CONCEPTS_CSV):
         assert (folder / name).is_file(), name
@@ -149,7 +151,7 @@ def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: P
 
     # a second call reuses the checkpoint (same weights) and rewrites the same numbers
     before = (folder / "open_clip_model.safetensors").read_bytes()
-    train_zoo_model(entry, tmp_path, p["world"], num_threads=1)
+    train_zoo_model(entry, tmp_path, p["world"])
     assert (folder / "open_clip_model.safetensors").read_bytes() == before
     assert json.loads((folder / CARD_JSON).read_text())["zero_shot_top1"] == card["zero_shot_top1"]
 
@@ -208,8 +210,43 @@ def test_zoo_model_refuses_an_untrained_default_model_and_trains_smoke_ones(tmp_
     # params.yaml changed: the stored smoke model is stale and is retrained; a default one would be refused
     changed = with_smoke(train={"steps": 3})
     assert zoo_model("t0", smoke=True, params=changed, zoo_dir=tmp_path / "zoo").card["train"]["total_steps"] == 3
-    train_zoo_model(read_zoo(p, smoke=True)[0], tmp_path / "other", p["world"], num_threads=1)
+    train_zoo_model(read_zoo(p, smoke=True)[0], tmp_path / "other", p["world"])
     with pytest.raises(FileNotFoundError, match="other settings"):
         zoo_model("t0", params={**changed, "zoo": {**changed["zoo"], "models": [
             {**changed["zoo"]["models"][0], "corpus_size": 128, "world": {"n_concepts": 8, "n_heldout": 1}}]}},
                   zoo_dir=tmp_path / "other")
+
+
+def test_two_jobs_train_the_same_models_as_one_after_another(tmp_path: Path) -> None:
+    """jobs only changes how the zoo runs: each model's bits depend on its own num_threads, not on its neighbours."""
+    p = params(models=[{"name": "t0", "arch": "cliplab-tiny", "corpus_size": 128, "seed": 3},
+                       {"name": "t1", "arch": "cliplab-tiny", "corpus_size": 128, "seed": 4}], eval_per_concept=1)
+    p["zoo"]["train"]["steps"] = 2
+    entries = read_zoo(p)
+    serial = train_zoo(entries, tmp_path / "serial", p["world"], jobs=1)
+    parallel = train_zoo(entries, tmp_path / "parallel", p["world"], jobs=2)
+    assert list(parallel) == ["t0", "t1"] and parallel["t1"] == tmp_path / "parallel" / "t1"
+    for name in ("t0", "t1"):
+        a = (serial[name] / "open_clip_model.safetensors").read_bytes()
+        assert (parallel[name] / "open_clip_model.safetensors").read_bytes() == a, name
+    with pytest.raises(ValueError, match="jobs"):
+        train_zoo(entries, tmp_path / "x", p["world"], jobs=0)
+    with pytest.raises(ValueError, match="zoo.jobs"):
+        zoo_jobs(params(jobs=0))
+    assert zoo_jobs(params()) == 1 and zoo_jobs(params(jobs=2)) == 2
+
+
+def test_the_thread_count_is_part_of_a_models_identity(tmp_path: Path) -> None:
+    p = params()
+    p["zoo"]["train"]["steps"] = 2
+    p["zoo"]["models"][0]["corpus_size"] = 128
+    folder = train_zoo_model(read_zoo(p)[0], tmp_path, p["world"])
+    before = (folder / "open_clip_model.safetensors").read_bytes()
+    assert zoo_model("t0", params=p, zoo_dir=tmp_path).card["train"]["num_threads"] == 1  # as trained: accepted
+    p["zoo"]["train"]["num_threads"] = 2
+    with pytest.raises(FileNotFoundError, match="other settings"):
+        zoo_model("t0", params=p, zoo_dir=tmp_path)
+    train_zoo_model(read_zoo(p)[0], tmp_path, p["world"])  # retrains instead of reusing the 1-thread weights
+    card = json.loads((folder / CARD_JSON).read_text())
+    assert card["train"]["num_threads"] == 2 and card["throughput"]["num_threads"] == 2
+    assert (folder / "open_clip_model.safetensors").read_bytes() != before

@@ -211,11 +211,11 @@ class TrainedWorldModel:
 
 def train_world_model(entry: Any, folder: str | Path, world_params: Mapping[str, Any] | None = None, *,
                       world_overrides: Mapping[str, Any] | None = None,
-                      train_overrides: Mapping[str, Any] | None = None, num_threads: int = 2) -> TrainedWorldModel:
+                      train_overrides: Mapping[str, Any] | None = None) -> TrainedWorldModel:
     """Train a zoo recipe (``ZooEntry``) on its world with ``world_overrides`` (e.g. misalignment) into ``folder``.
 
     Same corpus indices and architecture as the zoo model; training settings too unless ``train_overrides``
-    (TrainConfig fields, e.g. fewer ``steps`` to fit a time budget) replace some.
+    (TrainConfig fields, e.g. fewer ``steps`` to fit a time budget, or ``num_threads``) replace some.
     """
     from cliplab.models import load_model, train_clip
     from cliplab.models.zoo import ZooEntry, render_corpus
@@ -229,7 +229,7 @@ def train_world_model(entry: Any, folder: str | Path, world_params: Mapping[str,
     variant = dataclasses.replace(entry, world={**entry.world, **dict(world_overrides or {})}, train=train)
     world = World(variant.world_config(dict(world_params or {})))
     data, _ = render_corpus(world, variant.corpus_size)
-    train_clip(variant.arch, data, variant.train_config(num_threads=num_threads, progress=False), folder,
+    train_clip(variant.arch, data, variant.train_config(progress=False), folder,
                resume=False)
     loaded = load_model(f"local-dir:{Path(folder)}")
     return TrainedWorldModel(loaded, world, variant, Path(folder))
