@@ -1,0 +1,39 @@
+"""The benchmark scripts still run against the library's API (their numbers are checked by `make bench`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name: str) -> ModuleType:
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_bench_zoo_projects_a_two_job_zoo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    params = {
+        "world": {"n_concepts": 16, "n_heldout": 2},
+        "zoo": {"jobs": 2, "eval_per_concept": 1,
+                "train": {"steps": 3, "batch_size": 16, "num_threads": 1},
+                "models": [{"name": f"t{i}", "arch": "cliplab-tiny", "corpus_size": 64, "seed": i} for i in range(3)]},
+    }
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    load("bench_zoo").main(["--params", str(path), "--steps", "2"])
+    out = capsys.readouterr().out
+    assert "3 models, 2 at once, PROJECTED" in out
+    assert "(worker 0)" in out and "(worker 1)" in out  # list-scheduled onto both workers
