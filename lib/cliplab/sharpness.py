@@ -330,20 +330,38 @@ class _Objective:
         grad = {n: torch.zeros_like(v) if g is None else g for (n, v), g in zip(leaves.items(), grads)}
         return float(loss.detach()), float(err), grad
 
+    def _stacked_loss_err(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-sample mean cross-entropy and top-1 error of (K, m, C) logits, as K separate calls would give."""
+        k, m, c = logits.shape
+        z = logit_normalize(logits) if self.normalize else logits
+        loss = F.cross_entropy(z.reshape(k * m, c), self.y.repeat(k), reduction="none").view(k, m).mean(dim=1)
+        if self.error_fn is None:
+            return loss, torch.full_like(loss, math.nan)
+        err = (logits.argmax(dim=-1) != self.y).float().mean(dim=1)
+        return loss, err
+
     def sample_values(self, eps: Params, amplitude: Params, vectorize: bool,
                       chunk_size: int | None) -> tuple[Tensor, Tensor]:
         """Loss and error at w0 + amplitude⊙eps[k] for every k (eps stacked along dim 0), batched or looped.
 
         Both paths build the perturbed weights with the same fused ``addcmul`` from the same tensors.
         """
+        def perturbed(e: Params) -> Params:
+            return {n: torch.addcmul(self.base[n], amplitude[n], e[n]) for n in self.base}
+
         def one(e: Params) -> tuple[Tensor, Tensor]:
-            return self._loss_err({n: torch.addcmul(self.base[n], amplitude[n], e[n]) for n in self.base})
+            return self._loss_err(perturbed(e))
 
         with torch.no_grad():
             if vectorize:
                 k = next(iter(eps.values())).shape[0]
-                chunk = chunk_size if chunk_size is not None else max(1, 4096 // max(len(self.x), 1))
-                return vmap(one, chunk_size=min(chunk, k))(eps)
+                chunk = min(k, chunk_size if chunk_size is not None else max(1, 4096 // max(len(self.x), 1)))
+                if self.loss_fn is F.cross_entropy and self.error_fn in (top1_error, None) and self.y.ndim == 1:
+                    # only the forward is vmapped; loss and error of all K logit sets are plain batched ops
+                    logits = vmap(lambda e: functional_call(self.model, perturbed(e), (self.x,)), chunk_size=chunk)(eps)
+                    if logits.ndim == 3:
+                        return self._stacked_loss_err(logits)
+                return vmap(one, chunk_size=chunk)(eps)
             k = next(iter(eps.values())).shape[0]
             pairs = [one({n: v[i] for n, v in eps.items()}) for i in range(k)]
             return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
