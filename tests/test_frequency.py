@@ -200,6 +200,26 @@ def test_every_format_gives_the_same_counts(protocol: str, tmp_path: Path) -> No
         assert result.bad_rows.count == 0 and result.n_captions == len(CAPTIONS)
 
 
+def test_headerless_tsv_and_csv_are_read_by_field_position(tmp_path: Path) -> None:
+    """CC-3M ships its captions as a header-less ``caption<TAB>url`` TSV: column=0 reads it."""
+    urls = [f"http://x/{i}.jpg" for i in range(len(CAPTIONS))]
+    (tmp_path / "cc.tsv").write_text("".join(f"{c}\t{u}\n" for c, u in zip(CAPTIONS, urls)))
+    (tmp_path / "cc.csv").write_text("".join(f'{u},"{c}"\n' for c, u in zip(CAPTIONS, urls)))
+    expected = {"shark": 5, "great white shark": 2, "mouse": 2, "cat": 3}
+    for name, column, key in (("cc.tsv", 0, 1), ("cc.csv", 1, 0)):
+        result = count_corpus(tmp_path / name, NAMES, column=column, key_column=key, keep_hits=True)
+        assert dict(zip(result.counts["name"], result.counts["text_count"])) == expected, name
+        assert result.n_captions == len(CAPTIONS)  # the first line is data, not a header
+        assert list(result.hits.keys)[:2] == urls[:2]
+    with pytest.raises(ValueError, match="2 fields per line"):
+        count_corpus(tmp_path / "cc.tsv", NAMES, column=2)
+    with pytest.raises(ValueError, match="mix a name and a position"):
+        count_corpus(tmp_path / "cc.tsv", NAMES, column=0, key_column="id")
+    pq.write_table(pa.table({"caption": CAPTIONS}), tmp_path / "p.parquet")
+    with pytest.raises(ValueError, match="header-less CSV/TSV"):
+        count_corpus(tmp_path / "p.parquet", NAMES, column=0)
+
+
 def test_malformed_rows_are_counted_and_good_rows_unaffected(tmp_path: Path) -> None:
     good = CAPTIONS * 3
     clean = count_corpus(pa.table({"caption": good}), NAMES).counts

@@ -95,7 +95,7 @@ def count_part(part: Part, matcher: PhraseMatcher, chunk_size: int = 65_536, kee
 
 
 def count_corpus(source: Any, concepts: ConceptSet | Sequence[str], *, format: str | None = None,
-                 column: str | None = None, key_column: str | None = None, scheduler: Any = None,
+                 column: str | int | None = None, key_column: str | int | None = None, scheduler: Any = None,
                  n_workers: int = 2, chunk_size: int = 65_536, keep_hits: bool = False,
                  storage_options: Mapping[str, Any] | None = None, rows_per_part: int = 2_000_000,
                  max_examples: int = 5, progress: bool = False) -> CountResult:
@@ -104,6 +104,7 @@ def count_corpus(source: Any, concepts: ConceptSet | Sequence[str], *, format: s
     source:     path / fsspec URL / glob / directory, a list of them, or an in-memory table (see readers).
     concepts:   a ConceptSet, or a list of names (English lookup lemmas, no synonyms).
     column:     caption column (tables) or member extension (webdataset); key_column: sample ids (tables).
+                For CSV/TSV without a header line, both as 0-based field positions (CC-3M's TSV: column=0).
     scheduler:  None (in-process), "local" (LocalCluster of n_workers processes), "tcp://host:port", or a
                 distributed.Client.
     keep_hits:  also return the per-caption Hits (keys: key_column / webdataset keys, else good-row ordinals).

@@ -12,8 +12,9 @@ they are counted in a ``BadRows`` report (with the first few as examples) and sk
   of that shard stops there).
 
 Captions of good rows are passed on unchanged, so counts over the good rows are those of the corpus
-without the bad rows. CSV files must have a header line; TSV is read without quoting (as web corpora such as
-CC-3M write it). ``memory://`` URLs live in one process: use them in-process or with a threaded Dask cluster.
+without the bad rows. CSV/TSV files have a header line, unless ``column`` (and ``key_column``) are given as
+0-based field positions: then the file is read header-less (CC-3M's ``caption<TAB>url`` TSV is read with
+``column=0``). TSV is read without quoting (as web corpora such as CC-3M write it). ``memory://`` URLs live in one process: use them in-process or with a threaded Dask cluster.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class Part:
     row_groups: tuple[int, ...] | None = None
     first_row: int = 0
     table: pa.Table | None = field(default=None, repr=False)
+    headerless: bool = False  # CSV/TSV without a header line: columns are pyarrow's generated f0, f1, ...
 
     @property
     def name(self) -> str:
@@ -113,20 +115,25 @@ class Chunk:
 
 
 # ---------------------------------------------------------------------------------------------- planning
-def plan_parts(source: Any, format: str | None = None, column: str | None = None, key_column: str | None = None,
-               storage_options: Mapping[str, Any] | None = None, rows_per_part: int = 2_000_000) -> list[Part]:
+def plan_parts(source: Any, format: str | None = None, column: str | int | None = None,
+               key_column: str | int | None = None, storage_options: Mapping[str, Any] | None = None,
+               rows_per_part: int = 2_000_000) -> list[Part]:
     """Split a source into readable parts, validating files, formats and columns before any counting.
 
     source: a path or fsspec URL (file, directory or glob), a list of them, or an in-memory pyarrow Table,
     pandas DataFrame, Series or Arrow array of captions. ``column`` is the caption column (tables) or
-    member extension (webdataset); by default "caption" and "txt".
+    member extension (webdataset); by default "caption" and "txt". For CSV/TSV files without a header line,
+    give ``column`` (and ``key_column``) as 0-based field positions.
     """
+    headerless = _positional(column, key_column)
     if format is not None and format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS} or None (from the file extension), got {format!r}")
     if isinstance(rows_per_part, bool) or not isinstance(rows_per_part, int) or rows_per_part < 1:
         raise ValueError(f"rows_per_part must be a positive int, got {rows_per_part!r}")
     options = dict(storage_options or {})
     if isinstance(source, (pa.Table, pd.DataFrame, pd.Series, pa.Array, pa.ChunkedArray)):
+        if headerless:
+            raise ValueError("field positions (int column=) are for header-less CSV/TSV files; name a table's columns")
         return [_table_part(source, column, key_column)]
     if isinstance(source, (str, os.PathLike)):
         urls = [os.fspath(source)]
@@ -139,11 +146,15 @@ def plan_parts(source: Any, format: str | None = None, column: str | None = None
     for url in urls:
         for file_url in _expand(url, options):
             fmt = format or _format_of(file_url)
-            col = column or _DEFAULT_COLUMN[fmt]
+            if headerless and fmt not in ("csv", "tsv"):
+                raise ValueError(f"{file_url}: field positions (int column=) are for header-less CSV/TSV files; "
+                                 f"{fmt} columns are named")
+            col = _field_name(column) if headerless else (column or _DEFAULT_COLUMN[fmt])
             if fmt == "webdataset" and key_column is not None:
                 raise ValueError("key_column does not apply to webdataset shards: their keys are the samples' "
                                  "__key__ and are always used")
-            base = Part(file_url, fmt, col, key_column, tuple(sorted(options.items())))
+            key = _field_name(key_column) if headerless and key_column is not None else key_column
+            base = Part(file_url, fmt, col, key, tuple(sorted(options.items())), headerless=headerless)
             if fmt == "parquet":
                 parts.extend(_parquet_parts(base, rows_per_part))
             elif fmt in ("csv", "tsv"):
@@ -152,6 +163,23 @@ def plan_parts(source: Any, format: str | None = None, column: str | None = None
             else:
                 parts.append(base)
     return parts
+
+
+def _positional(column: Any, key_column: Any) -> bool:
+    """True when columns are 0-based field positions (a header-less CSV/TSV); both must be of one kind."""
+    given = [c for c in (column, key_column) if c is not None]
+    ints = [isinstance(c, int) and not isinstance(c, bool) for c in given]
+    if any(ints) and not all(ints):
+        raise ValueError(f"column={column!r} and key_column={key_column!r} mix a name and a position: give both "
+                         "as names (file with a header line) or both as 0-based positions (header-less file)")
+    for c in given:
+        if isinstance(c, int) and not isinstance(c, bool) and c < 0:
+            raise ValueError(f"field positions are 0-based and >= 0, got {c}")
+    return bool(given) and all(ints)
+
+
+def _field_name(position: int) -> str:
+    return f"f{position}"  # pyarrow's autogenerate_column_names
 
 
 def _table_part(source: Any, column: str | None, key_column: str | None) -> Part:
@@ -243,7 +271,7 @@ def _csv_options(part: Part, bad: BadRows | None, block_size: int = 1 << 20) -> 
                     row.text)
         return "skip"
 
-    read = pacsv.ReadOptions(block_size=block_size, use_threads=False)
+    read = pacsv.ReadOptions(block_size=block_size, use_threads=False, autogenerate_column_names=part.headerless)
     parse = pacsv.ParseOptions(delimiter="\t" if tsv else ",", quote_char=False if tsv else '"',
                                newlines_in_values=not tsv, invalid_row_handler=on_invalid)
     types = {part.column: pa.binary()}
@@ -258,6 +286,11 @@ def _check_csv_header(part: Part) -> None:
     read, parse, _ = _csv_options(part, None, block_size=1 << 16)
     with _open(part) as fh:
         schema = pacsv.open_csv(fh, read_options=read, parse_options=parse).schema
+    if part.headerless:
+        missing = [c for c in (part.column, part.key_column) if c is not None and c not in schema.names]
+        if missing:
+            raise ValueError(f"{part.url} has {len(schema.names)} fields per line; field position(s) "
+                             f"{[int(c[1:]) for c in missing]} do not exist (positions are 0-based)")
     _check_columns(schema, part.column, part.key_column, part.url)
 
 
