@@ -275,6 +275,45 @@ def test_vectorised_average_equals_loop(norm: str, make: object, data: tuple) ->
         np.testing.assert_allclose(chunked["perturbed_loss"], vec["perturbed_loss"], rtol=1e-6)
 
 
+def test_vectorised_average_with_a_custom_loss_and_error_equals_loop(data: tuple) -> None:
+    model = _mlp(bias=True)
+
+    def smoothed(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=0.1)
+
+    def top2_error(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (logits.topk(2, dim=-1).indices != y[:, None]).all(dim=-1).float().mean()
+
+    c = cfg(kind="average", norm="l2", rho=0.3, n_samples=5, normalize_logits=True)
+    for loss_fn, error_fn in ((smoothed, sh.top1_error), (F.cross_entropy, top2_error), (F.cross_entropy, None)):
+        vec = sharpness(model, data, c, loss_fn=loss_fn, error_fn=error_fn, seed=1).per_batch
+        loop = sharpness(model, data, replace(c, vectorize=False), loss_fn=loss_fn, error_fn=error_fn,
+                         seed=1).per_batch
+        np.testing.assert_allclose(vec["perturbed_loss"], loop["perturbed_loss"], rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(vec["perturbed_error"], loop["perturbed_error"])
+    assert np.isnan(vec["perturbed_error"]).all()
+
+
+def test_stacked_cross_entropy_equals_one_call_per_logit_set() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits, y = 5 * torch.randn(7, 33, 10, generator=g), torch.randint(0, 10, (33,), generator=g)
+    for normalize in (False, True):
+        ours = sh.stacked_cross_entropy(logits, y, normalize)
+        ref = torch.stack([F.cross_entropy(sh.logit_normalize(z) if normalize else z, y) for z in logits])
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-7)
+
+
+def test_flat_params_round_trip_shares_storage() -> None:
+    params = {"a.weight": torch.randn(3, 4), "a.bias": torch.randn(3), "b": torch.randn(2, 2, 2)}
+    flat = sh.FlatParams(params)
+    vec = flat.flatten(params)
+    assert vec.shape == (12 + 3 + 8,)
+    views = flat.split(vec)
+    assert list(views) == list(params) and all(torch.equal(views[n], params[n]) for n in params)
+    vec.zero_()
+    assert all(float(v.abs().sum()) == 0.0 for v in views.values())  # views, not copies: gradients flow
+
+
 def test_average_noise_has_the_card_distribution() -> None:
     scale = {"w": torch.full((200, 50), 2.0)}
     gen = torch.Generator().manual_seed(0)
