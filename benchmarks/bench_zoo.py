@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from cliplab.models.training import measure_throughput
-from cliplab.models.zoo import _training_cost, read_params, read_zoo, train_zoo, zoo_jobs
+from cliplab.models.zoo import read_params, read_zoo, train_zoo, training_order, zoo_jobs
 from cliplab.world import World
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
                               "samples/s", higher_is_better=True))
     render_rates: dict[str, float] = {}
     workers = [0.0] * jobs
-    for e in sorted(entries, key=_training_cost, reverse=True):
+    for e in training_order(entries):
         world_key = repr(sorted(e.world_config(world_params).to_dict().items()))
         if world_key not in render_rates:
             render_rates[world_key] = render_rate(World(e.world_config(world_params)))

@@ -75,7 +75,6 @@ out_dir: str = ""  # where metrics.json and figures/ go; empty means a scratch f
 
 # %%
 import dataclasses
-import tempfile
 import time
 
 import matplotlib.pyplot as plt
@@ -370,22 +369,11 @@ if not real_mode:
                      "C6.count_decades": float(np.log10(seen.max()) - np.log10(seen.min())),
                      "C6.spearman_corpora": pd.Series(s0["count"].to_numpy()[in_training]).corr(
                          pd.Series(s1["count"].to_numpy()[in_training]), method="spearman")})
-    mis_rows = []
-    for level in tqdm(misalignment_train_levels, desc="misaligned models"):
-        with tempfile.TemporaryDirectory() as folder:
-            trained = ex.train_world_model(base_entry, folder, world_params, world_overrides={"misalignment": level},
-                                           train_overrides={"steps": misalignment_steps, "num_threads": 2})
-            counts = ex.corpus_counts(trained.world, base_entry.corpus_size)
-            acc = ex.world_accuracy(trained.loaded, trained.world, eval_per_concept, "clean",
-                                    {"accuracy": colour_templates(trained.world.palette)})
-        t = ex.concept_table(counts.table, acc, trained.world)
-        fit = sc.fit_slope(t, n_boot=n_boot, seed=seed)
-        art.log_metrics({**fit.metrics(f"ctrl.misalign.m{round(100 * level)}"),
-                         f"ctrl.misalign.m{round(100 * level)}.top1": t["accuracy"].mean(),
-                         f"ctrl.misalign.m{round(100 * level)}.degree": counts.misalignment.degree})
-        mis_rows.append({"m": level, "slope": fit.slope, "ci_low": fit.ci_low, "ci_high": fit.ci_high,
-                         "top1": t["accuracy"].mean()})
-    mis = pd.DataFrame(mis_rows, columns=["m", "slope", "ci_low", "ci_high", "top1"])
+    runs = ex.misalignment_control(base_entry, misalignment_train_levels, steps=misalignment_steps,
+                                   per_concept=eval_per_concept, world_params=world_params, n_boot=n_boot, seed=seed)
+    for run in runs:
+        art.log_metrics(run.metrics())
+    mis = pd.DataFrame([r.row() for r in runs], columns=["m", "slope", "ci_low", "ci_high", "top1", "degree"])
     display(pd.Series(degrees, name="measured degree").to_frame().rename_axis("injected rate").round(4))
     display(mis.round(3))
 

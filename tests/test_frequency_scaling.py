@@ -347,6 +347,39 @@ def test_train_world_model_applies_overrides_and_is_deterministic(tmp_path: Path
     assert not all(torch.equal(sa[k], c[k]) for k in sa)
 
 
+def test_misalignment_control_trains_one_model_per_rate(tmp_path: Path) -> None:
+    """Two 2-step models of a 16-concept world at 0 % and 40 % caption swaps: one run per rate in order, the
+    measured degree follows the rate, metrics keep the notebook's keys, and the same seed repeats exactly."""
+    from cliplab.models.zoo import ZooEntry
+
+    entry = ZooEntry(name="t", arch="cliplab-tiny", corpus_size=256, seed=5, world={"n_concepts": 16, "n_heldout": 2},
+                     train={"steps": 50, "batch_size": 32, "warmup": 1})
+
+    def control() -> list[ex.MisalignedRun]:
+        return ex.misalignment_control(entry, [0.0, 0.4], steps=2, per_concept=2, n_boot=100, num_threads=1,
+                                       progress=False)
+
+    runs = control()
+    assert [r.level for r in runs] == [0.0, 0.4]
+    assert runs[0].degree == 0.0 and 0.2 < runs[1].degree < 0.4  # swaps that keep a concept are not misaligned
+    assert all(0.0 <= r.top1 <= 1.0 and math.isfinite(r.fit.slope) for r in runs)
+    metrics = runs[1].metrics()
+    assert {"ctrl.misalign.m40.slope", "ctrl.misalign.m40.slope_ci_low", "ctrl.misalign.m40.top1",
+            "ctrl.misalign.m40.degree"} <= set(metrics)
+    assert [r.row() for r in control()] == [r.row() for r in runs]
+    assert entry.world == {"n_concepts": 16, "n_heldout": 2} and entry.train["steps"] == 50
+
+
+@pytest.mark.parametrize("levels, steps, n_boot", [([0.0, 1.5], 2, 200), ([True], 2, 200), ([0.1], 0, 200),
+                                                   ([0.1], 2, 10)])
+def test_misalignment_control_rejects_bad_input_before_training(levels: list, steps: int, n_boot: int) -> None:
+    from cliplab.models.zoo import ZooEntry
+
+    entry = ZooEntry(name="t", arch="cliplab-tiny", corpus_size=64, seed=0)
+    with pytest.raises(ValueError, match="misalignment levels|positive integers|n_boot"):
+        ex.misalignment_control(entry, levels, steps=steps, per_concept=2, n_boot=n_boot, progress=False)
+
+
 # ----------------------------------------------------------------------------------------------- the notebook
 @pytest.mark.slow
 def test_notebook_real_path_runs(tmp_path: Path) -> None:

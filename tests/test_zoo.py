@@ -23,9 +23,11 @@ from cliplab.models.zoo import (
     ZooEntry,
     frequency_bucket,
     main,
+    read_params,
     read_zoo,
     train_zoo,
     train_zoo_model,
+    training_order,
     zoo_jobs,
     zoo_model,
 )
@@ -233,7 +235,16 @@ def test_two_jobs_train_the_same_models_as_one_after_another(tmp_path: Path) -> 
         train_zoo(entries, tmp_path / "x", p["world"], jobs=0)
     with pytest.raises(ValueError, match="zoo.jobs"):
         zoo_jobs(params(jobs=0))
+    with pytest.raises(ValueError, match="zoo.jobs"):
+        read_zoo(params(jobs="2"))  # validated with the rest of the block, before anything trains
     assert zoo_jobs(params()) == 1 and zoo_jobs(params(jobs=2)) == 2
+
+
+def test_training_order_starts_the_most_expensive_model() -> None:
+    entries = read_zoo(read_params())
+    order = [e.name for e in training_order(entries)]
+    assert sorted(order) == sorted(e.name for e in entries)
+    assert order == ["small-s0", "tiny-s0", "tiny-s1", "tiny-c15k-s0"]  # widest vision first; ties keep their order
 
 
 def test_the_thread_count_is_part_of_a_models_identity(tmp_path: Path) -> None:

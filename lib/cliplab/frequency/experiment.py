@@ -10,12 +10,14 @@ training captions, image via a tagger, matched = both) and zero-shot accuracy pe
 - :func:`concept_accuracy` / :func:`world_accuracy` — per-concept zero-shot accuracy (images encoded once,
   several prompt sets);
 - :func:`train_world_model` — train a tiny CLIP on a variant of a zoo world (e.g. with caption misalignment);
+- :func:`misalignment_control` — such models at several caption-swap rates, with the frequency slope of each;
 - :func:`real_concept_table` — the same table for a real open_clip model, caption corpus and image folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,6 +29,7 @@ from cliplab.frequency.engine import CountResult, count_corpus
 from cliplab.frequency.hits import Hits
 from cliplab.frequency.image import ClipTagger, GroundTruthTagger, clip_scorer
 from cliplab.frequency.matched import Misalignment, matched_counts, misalignment_degree
+from cliplab.frequency.scaling import SlopeFit, _check_boot, fit_slope
 
 Templates = Sequence[Any]
 
@@ -233,6 +236,59 @@ def train_world_model(entry: Any, folder: str | Path, world_params: Mapping[str,
                resume=False)
     loaded = load_model(f"local-dir:{Path(folder)}")
     return TrainedWorldModel(loaded, world, variant, Path(folder))
+
+
+@dataclass(frozen=True)
+class MisalignedRun:
+    """One model of the trained misalignment control: injected swap rate, measured degree, top-1 and slope fit."""
+
+    level: float
+    degree: float
+    top1: float
+    fit: SlopeFit
+
+    def metrics(self, prefix: str = "ctrl.misalign") -> dict[str, float]:
+        """``{prefix}.m{percent}.slope`` … (the fit's metrics), ``….top1`` and ``….degree``."""
+        key = f"{prefix}.m{round(100 * self.level)}"
+        return {**self.fit.metrics(key), f"{key}.top1": self.top1, f"{key}.degree": self.degree}
+
+    def row(self) -> dict[str, float]:
+        return {"m": self.level, "slope": self.fit.slope, "ci_low": self.fit.ci_low, "ci_high": self.fit.ci_high,
+                "top1": self.top1, "degree": self.degree}
+
+
+def misalignment_control(entry: Any, levels: Sequence[float], *, steps: int, per_concept: int,
+                         world_params: Mapping[str, Any] | None = None, n_boot: int = 2000, seed: int = 0,
+                         num_threads: int = 2, progress: bool = True) -> list[MisalignedRun]:
+    """Train ``entry``'s recipe for ``steps`` steps at each caption-swap rate in ``levels``; fit each one's slope.
+
+    The trained control of claim C6: what misalignment does to accuracy and to the frequency trend. Each model
+    is trained in a temporary folder (nothing is kept), evaluated zero-shot on the clean domain with the zoo's
+    colour templates, ``per_concept`` images per concept, and its slope is fitted against the matched counts of
+    its own (misaligned) corpus, ``n_boot`` bootstrap resamples seeded with ``seed``.
+    """
+    from tqdm.auto import tqdm
+
+    from cliplab.models.zoo import colour_templates
+
+    bad = [lv for lv in levels if isinstance(lv, bool) or not isinstance(lv, (int, float)) or not 0.0 <= lv <= 1.0]
+    if bad:
+        raise ValueError(f"misalignment levels must be caption-swap rates in [0, 1], got {bad}")
+    if not isinstance(steps, int) or steps < 1 or not isinstance(per_concept, int) or per_concept < 1:
+        raise ValueError(f"steps and per_concept must be positive integers, got {steps!r} and {per_concept!r}")
+    _check_boot(n_boot, 0.95)
+    runs = []
+    for level in tqdm(list(levels), desc="misaligned models", disable=not progress):
+        with tempfile.TemporaryDirectory() as folder:
+            trained = train_world_model(entry, folder, world_params, world_overrides={"misalignment": float(level)},
+                                        train_overrides={"steps": steps, "num_threads": num_threads})
+            counts = corpus_counts(trained.world, entry.corpus_size)
+            acc = world_accuracy(trained.loaded, trained.world, per_concept, "clean",
+                                 {"accuracy": colour_templates(trained.world.palette)})
+        table = concept_table(counts.table, acc, trained.world)
+        runs.append(MisalignedRun(float(level), counts.misalignment.degree, float(table["accuracy"].mean()),
+                                  fit_slope(table, n_boot=n_boot, seed=seed)))
+    return runs
 
 
 def real_concept_table(loaded: Any, images: Any, corpus: Any, *, prompts: Mapping[str, Templates],

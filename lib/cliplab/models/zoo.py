@@ -107,7 +107,7 @@ def read_zoo(params: dict[str, Any], smoke: bool = False) -> list[ZooEntry]:
 
     Every problem is reported with the entry and field it concerns, before anything is trained: unknown keys,
     duplicate or non-folder names, unknown architectures, bad sizes or seeds, world overrides WorldConfig
-    rejects, train settings TrainConfig rejects, corpora smaller than a batch.
+    rejects, train settings TrainConfig rejects, corpora smaller than a batch, a bad ``jobs`` count.
     """
     if not isinstance(params, dict):
         raise TypeError(f"params must be the parsed params.yaml (a dict), got {type(params).__name__}")
@@ -117,6 +117,7 @@ def read_zoo(params: dict[str, Any], smoke: bool = False) -> list[ZooEntry]:
     if not isinstance(zoo, dict):
         raise ValueError(f"zoo: must be a mapping with 'models:', got {type(zoo).__name__}")
     _unknown(zoo, ZOO_KEYS, "zoo")
+    zoo_jobs(params)
     world_params = params.get("world") or {}
     if not isinstance(world_params, dict):
         raise ValueError(f"world: must be a mapping of WorldConfig fields, got {type(world_params).__name__}")
@@ -361,6 +362,12 @@ def _training_cost(entry: ZooEntry) -> tuple[int, int, int]:
     return int(config["vision_cfg"]["width"]), int(text["width"]) * int(text["layers"]), samples
 
 
+def training_order(entries: Sequence[ZooEntry]) -> list[ZooEntry]:
+    """The order ``train_zoo`` starts models in: most expensive first (wide vision tower, then text, then samples),
+    so the long jobs do not end up alone at the end of a parallel run."""
+    return sorted(entries, key=_training_cost, reverse=True)
+
+
 def train_zoo(entries: Sequence[ZooEntry], zoo_dir: str | Path, world_params: dict[str, Any] | None = None,
               jobs: int = 1, progress: bool = False) -> dict[str, Path]:
     """Train ``entries`` (``train_zoo_model`` each), ``jobs`` at a time in separate processes; name -> folder.
@@ -374,7 +381,7 @@ def train_zoo(entries: Sequence[ZooEntry], zoo_dir: str | Path, world_params: di
     entries = list(entries)
     if jobs == 1 or len(entries) < 2:
         return {e.name: train_zoo_model(e, zoo_dir, world_params, progress=progress) for e in entries}
-    order = sorted(entries, key=_training_cost, reverse=True)
+    order = training_order(entries)
     folders: dict[str, Path] = {}
     errors: list[tuple[str, BaseException]] = []
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools
