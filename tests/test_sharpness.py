@@ -151,6 +151,22 @@ def test_ellipsoid_projection_with_zero_scales_masks_them() -> None:
     assert math.isclose(float(((z[[0, 2]] / c[[0, 2]]) ** 2).sum().sqrt()), 0.5, rel_tol=1e-6)
 
 
+def test_warm_started_ellipsoid_equals_a_fresh_projection() -> None:
+    """The ascent reuses one Ellipsoid, whose Newton starts from the last multiplier: a start left or right of
+    the new root must give the same point as a projection from μ = 0, on the boundary to ~tol."""
+    g = torch.Generator().manual_seed(0)
+    c = torch.rand(500, generator=g, dtype=torch.float64) + 0.05
+    c[::50] = 0.0
+    proj = sh.Ellipsoid(c, rho=0.3)
+    u = torch.randn(500, generator=g, dtype=torch.float64)
+    for factor in (1.0, 1.01, 0.99, 10.0, 0.2, 3.0, 1.0):  # the multiplier moves both ways
+        v = u * factor + 0.01 * torch.randn(500, generator=g, dtype=torch.float64)
+        warm, fresh = proj(v), sh.project_ellipsoid([v], [c], rho=0.3)[0]
+        torch.testing.assert_close(warm, fresh, rtol=1e-5, atol=1e-9)
+        scaled = float((warm[c > 0] / c[c > 0]).norm())
+        assert 0.3 * (1 - 1e-5) <= scaled <= 0.3 and bool((warm[c == 0] == 0).all())
+
+
 # ------------------------------------------------------------------------------------------ restore, determinism
 
 

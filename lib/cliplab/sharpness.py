@@ -35,7 +35,8 @@ Cost per batch and restart: worst-case ``n_iters`` forward+backward passes plus 
 iterate comes from the same forward that gives the next gradient), with δ kept as one flat vector so the ascent
 and projection cost a few tensor ops per step; average-case one batched forward of K perturbed models
 (``torch.func.vmap`` over the noise dimension) or K forwards with ``vectorize=False``. The K·P Gaussian draws are
-the same in both and bound the batched path's speed-up on CPU (≈ 2.5 ns each, about half its time at K = 100).
+the same in both and bound the batched path's speed-up on CPU (≈ 2.5 ns each; 20–45 % of its time in
+``benchmarks/bench_sharpness.py``).
 """
 
 from __future__ import annotations
@@ -277,44 +278,68 @@ def scaled_norm(delta: Params, scale: Params, norm: Literal["linf", "l2"]) -> fl
 
 def project_ellipsoid(u: Sequence[Tensor], c: Sequence[Tensor], rho: float, tol: float = 1e-7,
                       max_iter: int = 100) -> list[Tensor]:
-    """Euclidean projection of u onto {z : Σ (z_i/c_i)² ≤ ρ²}, with z_i = 0 where c_i = 0.
+    """Euclidean projection of u onto {z : Σ (z_i/c_i)² ≤ ρ²}, with z_i = 0 where c_i = 0 (see ``Ellipsoid``)."""
+    if rho <= 0:
+        raise ValueError(f"rho must be positive, got {rho}")
+    cs, us = ({str(i): t for i, t in enumerate(ts)} for ts in (c, u))
+    flat = FlatParams(cs)
+    z = Ellipsoid(flat.flatten(cs), rho, tol, max_iter)(flat.flatten(us))
+    return list(flat.split(z).values())
+
+
+class Ellipsoid:
+    """Projection onto {z : ‖z⊘c‖₂ ≤ ρ} for one flat scale vector c (z_i = 0 where c_i = 0), reusable.
 
     KKT gives z_i = u_i c_i² / (c_i² + μ) for one multiplier μ ≥ 0 (μ = 2λ of the card), so z⊘c =
     p(μ) = (diag(c²) + μI)⁻¹ (u⊙c) and μ solves ‖p(μ)‖ = ρ. This is the trust-region secular equation, and
-    we solve it as Moré & Sorensen (1983) do: Newton on 1/ρ − 1/‖p(μ)‖, which is convex, decreasing and
-    nearly linear, so from μ = 0 the iterates rise monotonically to the root (never past it) in a handful
-    of steps. The bracket [μ, ‖u⊙c‖/ρ] is kept and a bisection step replaces any Newton step that would leave
-    it (a guard for rounding). We stop at the first μ' = μ(1 + tol) that is feasible and return z(μ'), so
-    the constraint holds and the scaled norm is within ~tol of ρ.
+    we solve it as Moré & Sorensen (1983) do: Newton on φ(μ) = 1/ρ − 1/‖p(μ)‖, which is convex, decreasing and
+    nearly linear, so from the left of the root the iterates rise monotonically to it (never past it); from
+    the right, the first step lands on its left. The bracket [lo, ‖u⊙c‖/ρ] is kept and a bisection step
+    replaces any Newton step that would leave it (a guard for rounding). We stop at the first μ' = μ(1 + tol)
+    that is feasible and return z(μ'), so the constraint holds and the scaled norm is within ~tol of ρ.
+
+    c², its mask and 1/c are computed once; each call starts Newton from the previous call's μ (successive
+    ascent iterates are close, so one or two steps usually suffice instead of ~4 from μ = 0).
     """
-    if rho <= 0:
-        raise ValueError(f"rho must be positive, got {rho}")
-    uc = torch.cat([(ui.double() * ci.double()).flatten() for ui, ci in zip(u, c)])
-    c2 = torch.cat([ci.double().flatten() ** 2 for ci in c])
-    mask = c2 > 0
-    uc, c2 = uc * mask, torch.where(mask, c2, 1.0)  # masked coordinates: p_i = 0 for every μ
 
-    def solution(mu: float) -> list[Tensor]:
-        return [torch.where(ci > 0, ui.double() * ci.double() ** 2 / (ci.double() ** 2 + mu), 0.0).to(ui.dtype)
-                for ui, ci in zip(u, c)]
+    def __init__(self, c: Tensor, rho: float, tol: float = 1e-7, max_iter: int = 100) -> None:
+        if rho <= 0:
+            raise ValueError(f"rho must be positive, got {rho}")
+        cd = c.double().reshape(-1)
+        self.mask = cd > 0
+        self.c = torch.where(self.mask, cd, 0.0)
+        self.c2 = torch.where(self.mask, cd * cd, 1.0)  # masked coordinates: u⊙c = 0 there, so p_i = 0 for every μ
+        self.inv_c = torch.where(self.mask, 1.0 / torch.where(self.mask, cd, 1.0), 0.0)
+        self.rho, self.tol, self.max_iter, self.mu = rho, tol, max_iter, 0.0
 
-    if uc.numel() == 0 or float((uc / c2).norm()) <= rho:  # already inside: only the masking applies
-        return [torch.where(ci > 0, ui, torch.zeros_like(ui)) for ui, ci in zip(u, c)]
-    lo, hi = 0.0, float(uc.norm()) / rho
-    mu = lo
-    for _ in range(max_iter):
-        p = uc / (c2 + mu)
-        pn = float(p.norm())
-        if pn <= rho:  # only by rounding: we are at (or just past) the root
-            hi = mu
-        else:
-            lo = mu
-        step = mu + (pn - rho) / rho * pn ** 2 / float((p ** 2 / (c2 + mu)).sum())
-        mu = step if lo <= step <= hi else 0.5 * (lo + hi)
-        candidate = mu * (1 + tol) if mu > 0 else tol * hi
-        if float((uc / (c2 + candidate)).norm()) <= rho:
-            return solution(candidate)
-    return solution(hi)
+    def __call__(self, u: Tensor) -> Tensor:
+        ud = u.double().reshape(-1)
+        if float((ud * self.inv_c).norm()) <= self.rho:  # already inside: only the masking applies
+            return torch.where(self.mask.view(u.shape), u, torch.zeros_like(u))
+        uc = ud * self.c
+        mu = self._multiplier(uc)
+        return (uc * self.c / (self.c2 + mu)).view(u.shape).to(u.dtype)
+
+    def _multiplier(self, uc: Tensor) -> float:
+        rho, c2 = self.rho, self.c2
+        lo, hi = 0.0, float(uc.norm()) / rho
+        mu = min(self.mu, hi)
+        for _ in range(self.max_iter):
+            d = c2 + mu
+            p = uc / d
+            pn = float(p.norm())
+            if pn <= rho:  # right of the root (a warm start), or at it by rounding
+                hi = mu
+            else:
+                lo = mu
+            step = mu + (pn - rho) / rho * pn ** 2 / float(torch.dot(p, p / d))
+            mu = step if lo <= step <= hi else 0.5 * (lo + hi)
+            candidate = mu * (1 + self.tol) if mu > 0 else self.tol * hi
+            if float((uc / (c2 + candidate)).norm()) <= rho:
+                self.mu = mu
+                return candidate
+        self.mu = hi
+        return hi
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -418,20 +443,27 @@ class _Ascent:
     best_err: float
 
 
-def _project(delta: Tensor, scale: Tensor, config: SharpnessConfig, bound: Tensor | None = None) -> Tensor:
-    """Feasible point nearest to the flat δ: clip to the box ±ρc (linf), rescale (standard l2) or the ellipsoid."""
-    if config.norm == "linf":
-        bound = bound if bound is not None else config.rho * scale
-        return torch.clamp(delta, min=-bound, max=bound)
-    if not config.adaptive:
+class _Feasible:
+    """Projection onto the perturbation set of ``config`` for one flat scale c: the box ±ρc (linf), the ball of
+    radius ρ (standard l2) or the ellipsoid ‖δ⊘c‖ ≤ ρ (adaptive l2, warm-started across calls)."""
+
+    def __init__(self, scale: Tensor, config: SharpnessConfig) -> None:
+        self.config = config
+        self.bound = config.rho * scale if config.norm == "linf" else None
+        self.ellipsoid = Ellipsoid(scale, config.rho) if config.norm == "l2" and config.adaptive else None
+
+    def __call__(self, delta: Tensor) -> Tensor:
+        if self.bound is not None:
+            return torch.clamp(delta, min=-self.bound, max=self.bound)
+        if self.ellipsoid is not None:
+            return self.ellipsoid(delta)
         total = float(delta.double().norm())
-        factor = min(1.0, config.rho / total) if total > 0 else 1.0
+        factor = min(1.0, self.config.rho / total) if total > 0 else 1.0
         return delta * factor if factor < 1.0 else delta
-    return project_ellipsoid([delta], [scale], config.rho)[0]
 
 
 def _ascent_step(state: _Ascent, scale: Tensor, eta: float, first: bool, config: SharpnessConfig,
-                 bound: Tensor | None = None) -> Tensor:
+                 project: _Feasible) -> Tensor:
     """One projected ascent step with momentum on the flat δ; returns the new iterate."""
     grad = state.grad
     assert grad is not None
@@ -440,7 +472,7 @@ def _ascent_step(state: _Ascent, scale: Tensor, eta: float, first: bool, config:
     else:
         gnorm = float(grad.double().norm()) + 1e-12
         u = torch.addcmul(state.delta, grad, scale, value=eta / gnorm)
-    z = _project(u, scale, config, bound)
+    z = project(u)
     a = config.momentum
     if first or a == 0.0:
         return z
@@ -448,7 +480,7 @@ def _ascent_step(state: _Ascent, scale: Tensor, eta: float, first: bool, config:
         return torch.add(z * a, state.prev, alpha=1 - a)
     # δ + a(z − δ) + (1 − a)(δ − δ_prev) = a·z + 2(1 − a)·δ − (1 − a)·δ_prev
     mixed = (z * a).add_(state.delta, alpha=2 * (1 - a)).add_(state.prev, alpha=-(1 - a))
-    return _project(mixed, scale, config, bound)
+    return project(mixed)
 
 
 def _random_init(scale: Params, config: SharpnessConfig, gen: torch.Generator) -> Params:
@@ -473,7 +505,7 @@ def _worst_case_batch(obj: _Objective, scale: Params, config: SharpnessConfig, g
     init_loss, init_err = obj.value(None)
     best_loss, best_err, best_delta = init_loss, init_err, zero
     checkpoints = set(apgd_checkpoints(config.n_iters)) if config.step_schedule == "apgd" else set()
-    bound = config.rho * c if config.norm == "linf" else None
+    project = _Feasible(c, config)
     for restart in range(config.n_restarts):
         delta0 = flat.flatten(_random_init(scale, config, gen)) if config.rand_init else zero
         loss, err, grad = obj.value_and_grad(delta0)
@@ -481,7 +513,7 @@ def _worst_case_batch(obj: _Objective, scale: Params, config: SharpnessConfig, g
         eta = prev_eta = 2.0 * config.rho
         prev_best, prev_cp, n_updates = state.best_loss, 0, 0
         for i in range(config.n_iters):
-            new = _ascent_step(state, c, eta, first=(i == 0), config=config, bound=bound)
+            new = _ascent_step(state, c, eta, first=(i == 0), config=config, project=project)
             state.prev, state.delta = state.delta, new
             if i < config.n_iters - 1:
                 loss, err, state.grad = obj.value_and_grad(new)
