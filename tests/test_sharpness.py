@@ -155,12 +155,13 @@ def test_warm_started_ellipsoid_equals_a_fresh_projection() -> None:
     """The ascent reuses one Ellipsoid, whose Newton starts from the last multiplier: a start left or right of
     the new root must give the same point as a projection from μ = 0, on the boundary to ~tol."""
     g = torch.Generator().manual_seed(0)
-    c = torch.rand(500, generator=g, dtype=torch.float64) + 0.05
+    c = 10 ** (4 * torch.rand(500, generator=g, dtype=torch.float64) - 4)  # |w| over four decades, as in a net
     c[::50] = 0.0
     proj = sh.Ellipsoid(c, rho=0.3)
-    u = torch.randn(500, generator=g, dtype=torch.float64)
-    for factor in (1.0, 1.01, 0.99, 10.0, 0.2, 3.0, 1.0):  # the multiplier moves both ways
-        v = u * factor + 0.01 * torch.randn(500, generator=g, dtype=torch.float64)
+    u = torch.randn(500, generator=g, dtype=torch.float64) * c
+    # the multiplier moves both ways; from far right, Newton leaves the bracket and bisection may stay right
+    for factor in (1.0, 1.01, 0.99, 10.0, 0.2, 3.0, 1.0, 100.0, 0.5, 0.05, 1.0):
+        v = u * factor
         warm, fresh = proj(v), sh.project_ellipsoid([v], [c], rho=0.3)[0]
         torch.testing.assert_close(warm, fresh, rtol=1e-5, atol=1e-9)
         scaled = float((warm[c > 0] / c[c > 0]).norm())

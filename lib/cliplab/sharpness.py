@@ -294,12 +294,13 @@ class Ellipsoid:
     p(μ) = (diag(c²) + μI)⁻¹ (u⊙c) and μ solves ‖p(μ)‖ = ρ. This is the trust-region secular equation, and
     we solve it as Moré & Sorensen (1983) do: Newton on φ(μ) = 1/ρ − 1/‖p(μ)‖, which is convex, decreasing and
     nearly linear, so from the left of the root the iterates rise monotonically to it (never past it); from
-    the right, the first step lands on its left. The bracket [lo, ‖u⊙c‖/ρ] is kept and a bisection step
-    replaces any Newton step that would leave it (a guard for rounding). We stop at the first μ' = μ(1 + tol)
-    that is feasible and return z(μ'), so the constraint holds and the scaled norm is within ~tol of ρ.
+    the right, the first step lands on its left. The bracket [lo, hi] (hi ≤ ‖u⊙c‖/ρ) is kept and a bisection
+    step replaces any Newton step that would leave it (a guard for rounding). We stop at a feasible μ' that is
+    tight: μ(1 + tol) for a μ left of the root, or a μ right of it with ‖p(μ)‖ ≥ ρ(1 − tol); z(μ') then meets
+    the constraint and its scaled norm is within ~tol of ρ.
 
     c², its mask and 1/c are computed once; each call starts Newton from the previous call's μ (successive
-    ascent iterates are close, so one or two steps usually suffice instead of ~4 from μ = 0).
+    ascent iterates are close: on the benchmark MLP ≈ 3 evaluations of ‖p(μ)‖ per projection instead of ≈ 5).
     """
 
     def __init__(self, c: Tensor, rho: float, tol: float = 1e-7, max_iter: int = 100) -> None:
@@ -321,25 +322,29 @@ class Ellipsoid:
         return (uc * self.c / (self.c2 + mu)).view(u.shape).to(u.dtype)
 
     def _multiplier(self, uc: Tensor) -> float:
-        rho, c2 = self.rho, self.c2
+        rho, c2, tol = self.rho, self.c2, self.tol
         lo, hi = 0.0, float(uc.norm()) / rho
         mu = min(self.mu, hi)
         for _ in range(self.max_iter):
             d = c2 + mu
             p = uc / d
             pn = float(p.norm())
-            if pn <= rho:  # right of the root (a warm start), or at it by rounding
+            if pn <= rho:  # right of the root (a warm start, or a bisection step) or on it
+                if pn >= rho * (1 - tol):
+                    break
                 hi = mu
-            else:
+            else:  # left of the root: done once μ(1 + tol) is feasible
                 lo = mu
+                candidate = mu * (1 + tol) if mu > 0 else tol * hi
+                if float((uc / (c2 + candidate)).norm()) <= rho:
+                    mu = candidate
+                    break
             step = mu + (pn - rho) / rho * pn ** 2 / float(torch.dot(p, p / d))
             mu = step if lo <= step <= hi else 0.5 * (lo + hi)
-            candidate = mu * (1 + self.tol) if mu > 0 else self.tol * hi
-            if float((uc / (c2 + candidate)).norm()) <= rho:
-                self.mu = mu
-                return candidate
-        self.mu = hi
-        return hi
+        else:
+            mu = hi
+        self.mu = mu
+        return mu
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -463,8 +468,12 @@ class _Feasible:
 
 
 def _ascent_step(state: _Ascent, scale: Tensor, eta: float, first: bool, config: SharpnessConfig,
-                 project: _Feasible) -> Tensor:
-    """One projected ascent step with momentum on the flat δ; returns the new iterate."""
+                 project: tuple[_Feasible, _Feasible]) -> Tensor:
+    """One projected ascent step with momentum on the flat δ; returns the new iterate.
+
+    ``project`` holds one projector for the gradient step and one for the momentum mix: their points lie at
+    different distances from the set, so each keeps its own warm start.
+    """
     grad = state.grad
     assert grad is not None
     if config.norm == "linf":
@@ -472,7 +481,7 @@ def _ascent_step(state: _Ascent, scale: Tensor, eta: float, first: bool, config:
     else:
         gnorm = float(grad.double().norm()) + 1e-12
         u = torch.addcmul(state.delta, grad, scale, value=eta / gnorm)
-    z = project(u)
+    z = project[0](u)
     a = config.momentum
     if first or a == 0.0:
         return z
@@ -480,7 +489,7 @@ def _ascent_step(state: _Ascent, scale: Tensor, eta: float, first: bool, config:
         return torch.add(z * a, state.prev, alpha=1 - a)
     # δ + a(z − δ) + (1 − a)(δ − δ_prev) = a·z + 2(1 − a)·δ − (1 − a)·δ_prev
     mixed = (z * a).add_(state.delta, alpha=2 * (1 - a)).add_(state.prev, alpha=-(1 - a))
-    return project(mixed)
+    return project[1](mixed)
 
 
 def _random_init(scale: Params, config: SharpnessConfig, gen: torch.Generator) -> Params:
@@ -505,7 +514,7 @@ def _worst_case_batch(obj: _Objective, scale: Params, config: SharpnessConfig, g
     init_loss, init_err = obj.value(None)
     best_loss, best_err, best_delta = init_loss, init_err, zero
     checkpoints = set(apgd_checkpoints(config.n_iters)) if config.step_schedule == "apgd" else set()
-    project = _Feasible(c, config)
+    project = (_Feasible(c, config), _Feasible(c, config))
     for restart in range(config.n_restarts):
         delta0 = flat.flatten(_random_init(scale, config, gen)) if config.rand_init else zero
         loss, err, grad = obj.value_and_grad(delta0)
