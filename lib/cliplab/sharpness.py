@@ -45,6 +45,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal
 
 import pandas as pd
@@ -279,8 +280,6 @@ def scaled_norm(delta: Params, scale: Params, norm: Literal["linf", "l2"]) -> fl
 def project_ellipsoid(u: Sequence[Tensor], c: Sequence[Tensor], rho: float, tol: float = 1e-7,
                       max_iter: int = 100) -> list[Tensor]:
     """Euclidean projection of u onto {z : Σ (z_i/c_i)² ≤ ρ²}, with z_i = 0 where c_i = 0 (see ``Ellipsoid``)."""
-    if rho <= 0:
-        raise ValueError(f"rho must be positive, got {rho}")
     cs, us = ({str(i): t for i, t in enumerate(ts)} for ts in (c, u))
     flat = FlatParams(cs)
     z = Ellipsoid(flat.flatten(cs), rho, tol, max_iter)(flat.flatten(us))
@@ -380,8 +379,15 @@ class _Objective:
                  error_fn: LossFn | None, normalize_logits: bool) -> None:
         self.model, self.base, self.x, self.y = model, base, x, y
         self.loss_fn, self.error_fn, self.normalize = loss_fn, error_fn, normalize_logits
-        self.flat = FlatParams(base)
-        self.base_flat = self.flat.flatten(base)
+
+    @cached_property
+    def flat(self) -> FlatParams:
+        return FlatParams(self.base)
+
+    @cached_property
+    def base_flat(self) -> Tensor:
+        """w0 as one flat vector: a copy of the perturbed parameters, made only when δ is flat (worst case)."""
+        return self.flat.flatten(self.base)
 
     def _loss_err(self, params: Params) -> tuple[Tensor, Tensor]:
         return self._loss_err_of(functional_call(self.model, params, (self.x,)))
