@@ -118,6 +118,11 @@ def test_logit_normalize_zero_mean_unit_norm_scale_invariant() -> None:
     torch.testing.assert_close(z.norm(dim=1), torch.ones(50))
     torch.testing.assert_close(sh.logit_normalize(3.7 * f + 2.0), z)
     assert torch.equal(sh.logit_normalize(torch.ones(2, 4)), torch.zeros(2, 4))  # no NaN for constant rows
+    torch.testing.assert_close(sh.logit_normalize(f.t(), dim=0), z.t())  # class-major layout, same values
+    for dim in (-1, 0):  # worst-case ascent differentiates through it: finite gradient for constant rows too
+        const = torch.ones(4, 4, requires_grad=True)
+        (grad,) = torch.autograd.grad(sh.logit_normalize(const, dim=dim).sum(), const)
+        assert torch.isfinite(grad).all()
 
 
 def test_apgd_checkpoints_match_the_card() -> None:

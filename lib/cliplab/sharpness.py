@@ -173,7 +173,13 @@ def logit_normalize(logits: Tensor, dim: int = -1) -> Tensor:
     if logits.ndim < 1:
         raise ValueError("logit_normalize needs logits with a class dimension (…, K)")
     centred = logits - logits.mean(dim=dim, keepdim=True)
-    return centred / centred.norm(dim=dim, keepdim=True).clamp_min(1e-10)
+    if dim in (-1, logits.ndim - 1):
+        norm = centred.norm(dim=dim, keepdim=True).clamp_min(1e-10)
+    else:
+        # torch's CPU norm over a non-last dim (stacked_cross_entropy's class-major layout) is ~50× slower than
+        # a sum of squares; clamping the square, not the root, keeps the gradient finite for constant rows.
+        norm = centred.square().sum(dim=dim, keepdim=True).clamp_min(1e-20).sqrt()
+    return centred / norm
 
 
 def top1_error(logits: Tensor, y: Tensor) -> Tensor:
