@@ -21,6 +21,7 @@ from cliplab.models.zoo import (
     CONCEPTS_CSV,
     CURVE_PNG,
     ZooEntry,
+    bucket_accuracy,
     frequency_bucket,
     main,
     read_params,
@@ -97,6 +98,19 @@ def test_frequency_buckets_at_their_boundaries() -> None:
         frequency_bucket(-1)
 
 
+def test_bucket_accuracy_pools_images_and_gives_the_wilson_interval() -> None:
+    per_class = pd.DataFrame({"n": [50, 50], "correct": [48, 38], "accuracy": [0.96, 0.76]})
+    got = bucket_accuracy(per_class)
+    assert got["accuracy"] == pytest.approx(0.86) and got["n_concepts"] == 2 and got["n_images"] == 100
+    # Wilson score interval, 86 of 100, z = 1.959964: centre (p + z²/2n)/(1 + z²/n), half-width
+    # z·sqrt(p(1−p)/n + z²/4n²)/(1 + z²/n)
+    z, n, p = 1.959964, 100, 0.86
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    assert got["ci95"] == pytest.approx([centre - half, centre + half], abs=1e-6)
+    assert got["ci95"][1] > 0.9  # 86 % on 100 images cannot tell a model from one at 90 %
+
+
 def independent_zero_shot(folder: Path, world: World, per_concept: int, domain: str) -> np.ndarray:
     """Per-concept top-1 computed with plain open_clip from the saved folder (no cliplab eval code)."""
     model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
@@ -150,6 +164,9 @@ def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: P
             members = table["bucket"] == label
             assert bucket["n_concepts"] == members.sum()
             assert bucket["accuracy"] == pytest.approx(acc[members.to_numpy()].mean())
+            assert bucket["n_images"] == 3 * members.sum()
+            low, high = bucket["ci95"]
+            assert 0 <= low <= bucket["accuracy"] <= high <= 1 and high - low > 0
 
     # a second call reuses the checkpoint (same weights) and rewrites the same numbers
     before = (folder / "open_clip_model.safetensors").read_bytes()

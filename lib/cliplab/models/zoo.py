@@ -267,15 +267,30 @@ def evaluate(loaded: Any, world: Any, per_concept: int, frequencies: pd.DataFram
     for domain in world.config.domains:
         data = world_eval_set(world, per_concept, domain=domain)
         result = zero_shot_eval(loaded, data, templates)
-        accuracy = result.per_class.set_index("class_id")["accuracy"]
-        table[f"acc_{domain}"] = table["concept"].map(accuracy).astype(float)
+        per_class = result.per_class.set_index("class_id")
+        table[f"acc_{domain}"] = table["concept"].map(per_class["accuracy"]).astype(float)
         summary["top1"][domain] = result.top1
         summary["by_bucket"][domain] = {
-            label: {"accuracy": float(group[f"acc_{domain}"].mean()), "n_concepts": int(len(group))}
+            label: bucket_accuracy(per_class.loc[group["concept"]])
             for label, group in ((label, table[table["bucket"] == label]) for label, _, _ in BUCKETS)
             if len(group)
         }
     return summary, table
+
+
+def bucket_accuracy(per_class: pd.DataFrame) -> dict[str, Any]:
+    """Accuracy of a group of classes (rows of a zero-shot per-class table with ``n`` and ``correct``).
+
+    ``accuracy`` is the mean of the per-concept accuracies (equal to the pooled image accuracy on a balanced
+    test set); ``ci95`` is the Wilson 95 % interval of the pooled image accuracy (scipy), i.e. the uncertainty
+    from the finite number of test images, which decides whether a model is above or below a quality bar.
+    """
+    from scipy.stats import binomtest
+
+    n_images, correct = int(per_class["n"].sum()), int(per_class["correct"].sum())
+    ci = binomtest(correct, n_images).proportion_ci(confidence_level=0.95, method="wilson")
+    return {"accuracy": float(per_class["accuracy"].mean()), "n_concepts": int(len(per_class)),
+            "n_images": n_images, "ci95": [float(ci.low), float(ci.high)]}
 
 
 def train_zoo_model(entry: ZooEntry, zoo_dir: str | Path, world_params: dict[str, Any] | None = None,
@@ -443,10 +458,12 @@ def card_markdown(card: dict[str, Any]) -> str:
         cells = []
         for label, _, _ in BUCKETS:
             b = card["zero_shot_by_bucket"][domain].get(label)
-            cells.append(f"{b['accuracy']:.3f} (n={b['n_concepts']})" if b else "-")
+            cells.append(f"{b['accuracy']:.3f} [{b['ci95'][0]:.2f}, {b['ci95'][1]:.2f}] (n={b['n_concepts']})"
+                         if b else "-")
         lines.append(f"| {domain} | {top1:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "Buckets count matched training occurrences (image shows the concept and caption names it); "
-              "n = concepts in the bucket. Per-concept numbers: `concepts.csv`. Curve: `training_curve.png`.", ""]
+              "[95 % Wilson interval over the bucket's test images]; n = concepts in the bucket. "
+              "Per-concept numbers: `concepts.csv`. Curve: `training_curve.png`.", ""]
     return "\n".join(lines)
 
 
