@@ -8,6 +8,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 import yaml
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -37,3 +38,15 @@ def test_bench_zoo_projects_a_two_job_zoo(tmp_path: Path, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "3 models, 2 at once, PROJECTED" in out
     assert "(worker 0)" in out and "(worker 1)" in out  # list-scheduled onto both workers
+
+
+def test_bench_sharpness_checks_agreement_and_reports_the_ceiling(capsys: pytest.CaptureFixture[str]) -> None:
+    threads = torch.get_num_threads()
+    try:
+        load("bench_sharpness").main(["--repeats", "1", "--d-in", "8", "--width", "8"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert out.count("values agree") == 4  # vmap and loop agreed (else the script raises) at every (m, K)
+    assert out.count("would be at most") == 4
+    assert "worst-case l2 adaptive" in out
