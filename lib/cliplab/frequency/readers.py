@@ -14,7 +14,8 @@ they are counted in a ``BadRows`` report (with the first few as examples) and sk
 Captions of good rows are passed on unchanged, so counts over the good rows are those of the corpus
 without the bad rows. CSV/TSV files have a header line, unless ``column`` (and ``key_column``) are given as
 0-based field positions: then the file is read header-less (CC-3M's ``caption<TAB>url`` TSV is read with
-``column=0``). TSV is read without quoting (as web corpora such as CC-3M write it). ``memory://`` URLs live in one process: use them in-process or with a threaded Dask cluster.
+``column=0``). TSV is read without quoting (as web corpora such as CC-3M write it). ``memory://`` URLs live in
+one process: use them in-process or with a threaded Dask cluster.
 """
 
 from __future__ import annotations
