@@ -111,6 +111,25 @@ def test_interior_gain_and_tau_over_path() -> None:
     assert ip.tau_over_path([1, 1, 1], [3, 2, 1]) == 0.0
 
 
+def test_gain_over_endpoints_compares_with_the_reference_paths_ends() -> None:
+    dense = pd.DataFrame({"alpha": [0, 0.5, 1], "ood_acc": [0.40, 0.48, 0.50]})
+    # a sparsified path whose own α = 1 end is weak: an interior gain over its own ends, none over θ_ft
+    sparse = pd.DataFrame({"alpha": [0, 0.5, 1], "ood_acc": [0.40, 0.47, 0.42]})
+    assert ip.interior_gain(sparse) > 0
+    assert ip.gain_over_endpoints(sparse, dense) == pytest.approx(-0.03)
+    assert ip.gain_over_endpoints(sparse.assign(ood_acc=[0.40, 0.53, 0.42]), dense) == pytest.approx(0.03)
+
+
+def test_mixed_subset_draws_across_classes_of_class_grouped_data() -> None:
+    y = torch.arange(4).repeat_interleave(60)  # as world_task / folder_task deliver them: grouped by class
+    x = torch.arange(240.0).unsqueeze(1)
+    xs, ys = ip.mixed_subset(x, y, 64, seed=0)
+    assert len(ys) == 64 and set(ys.tolist()) == {0, 1, 2, 3} and int(torch.bincount(ys).min()) >= 8
+    assert torch.equal(y[xs.squeeze(1).long()], ys)  # pairs stay together
+    again = ip.mixed_subset(x, y, 64, seed=0)
+    assert torch.equal(again[0], xs) and not torch.equal(ip.mixed_subset(x, y, 64, seed=1)[0], xs)
+
+
 def test_barrier_closed_forms() -> None:
     class Net(nn.Module):
         def __init__(self) -> None:
@@ -180,7 +199,12 @@ def test_real_path_random_open_clip_model_and_image_folders(folder_fixture: dict
     assert set(res.stragglers) <= groups and len(res.stragglers) == 2
     assert set(res.sharpness.group) == groups | {"all"}
     assert np.isfinite(res.sharpness.loss_sharpness).all()
-    assert {"full.w", "straggler"} <= set(res.taus)
+    assert {"full.w", "straggler_abs"} <= set(res.taus)
+    assert res.taus["straggler_abs"] == pytest.approx(
+        np.mean([abs(res.taus[f"layer.{g}"]) for g in res.stragglers]))
+    flat_ood = res.accuracy.ood_acc.nunique() == 1
+    flat_w = res.sharpness[res.sharpness.group == "all"].loss_sharpness.nunique() == 1
+    assert res.flat("w") == (flat_ood or flat_w) and ip.n_flat([res, res], "w") == 2 * res.flat("w")
     # the base model is untouched by fine-tuning (a copy is fine-tuned)
     again = ip.zero_shot_classifier(loaded, data.classnames, list(DEFAULT_TEMPLATES))
     assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), again.state_dict().values()))
@@ -230,8 +254,8 @@ def test_notebook_part_b_real_path_runs(tmp_path: Path) -> None:
                                   "ood_dirs": [str(tmp_path / "bright"), str(tmp_path / "dim")]})
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     part_b = {k: v for k, v in metrics.items() if k.startswith("B.")}
-    assert {"B.W1.id_acc_zero_shot", "B.W1.ood_acc_zero_shot", "B.C1.tau_full", "B.C2.tau_straggler",
-            "B.C3.gain_sparse"} <= set(part_b) and metrics["B.n_seeds"] == 1
+    assert {"B.W1.id_acc_zero_shot", "B.W1.ood_acc_zero_shot", "B.C1.tau_full", "B.C2.abs_tau_straggler",
+            "B.C3.gain_sparse", "B.C3.sparse_gain_over_dense_ends"} <= set(part_b) and metrics["B.n_seeds"] == 1
     assert all(math.isfinite(v) for v in part_b.values())
     # the OOD sets are the folders (named by base name), not the world's shifts
     executed = (result.out_dir / "executed.ipynb").read_text()

@@ -24,6 +24,11 @@ generalise out of distribution, finds that whole-model sharpness does not but th
 * **Sparsification** (:func:`sparsify_task_vector`): in the straggler groups keep the ``keep`` fraction of
   task-vector entries with the largest magnitude (per tensor, ``ceil(keep·numel)`` entries), zero the rest;
   then θ_α = θ_zs + α·(M ⊙ τ) in those groups (the card's task-vector reading, not weight pruning).
+* **Sharpness points** (:func:`mixed_subset`): sharpness and barriers use ``n`` training points drawn by one
+  seeded shuffle; task data arrive grouped by class, so a prefix would be (almost) one class.
+* **τ** (:func:`tau_over_path`): Kendall τ over α of OOD accuracy with the whole-model S and with each layer's
+  S_l (card §3.4); the straggler measure is the mean |τ| over the straggler layers, each taken on its own.
+  A constant curve gets τ = 0 by convention; :func:`n_flat` counts the paths where that happened.
 """
 
 from __future__ import annotations
@@ -388,11 +393,21 @@ def path_sharpness(model: nn.Module, states: Sequence[tuple[float, State]], x: T
 
 
 def tau_over_path(values: Sequence[float], ood_acc: Sequence[float]) -> float:
-    """Kendall τ over the α grid between a sharpness curve and OOD accuracy (0.0 if either is constant)."""
+    """Kendall τ over the α grid between a sharpness curve and OOD accuracy (0.0 if either is constant).
+
+    A constant curve has no rank correlation, but it is no evidence either: a claim that reads |τ| < bound as
+    "does not predict" must also require ``PathResult.flat`` to be false (see ``n_flat``).
+    """
     v, o = np.asarray(values, float), np.asarray(ood_acc, float)
     if np.ptp(v) == 0 or np.ptp(o) == 0:
         return 0.0
     return kendall_tau(v, o)
+
+
+def mixed_subset(x: torch.Tensor, y: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` points of one seeded shuffle of (x, y): a class-mixed subset of class-grouped data."""
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n]
+    return x[order], y[order]
 
 
 def interior_gain(curve: pd.DataFrame, column: str = "ood_acc") -> float:
@@ -402,6 +417,17 @@ def interior_gain(curve: pd.DataFrame, column: str = "ood_acc") -> float:
     interior = c[column].iloc[1:-1]
     # accuracies averaged over shifts carry float rounding (~1e-17): that is not a gain, so round it away
     return round(float(interior.max() - ends), 12) if len(interior) else 0.0
+
+
+def gain_over_endpoints(curve: pd.DataFrame, reference: pd.DataFrame, column: str = "ood_acc") -> float:
+    """max over every α of ``curve`` minus the better endpoint of ``reference`` (the dense path's θ_zs, θ_ft).
+
+    A sparsified path's own α = 1 end is not θ_ft, so its interior gain over its own ends can be positive
+    while it never reaches the fine-tuned model's OOD accuracy; this compares it with the original endpoints.
+    """
+    r = reference.sort_values("alpha")
+    ends = max(float(r[column].iloc[0]), float(r[column].iloc[-1]))
+    return round(float(curve[column].max() - ends), 12)
 
 
 @dataclass
@@ -417,6 +443,18 @@ class PathResult:
     sparse: pd.DataFrame
     taus: dict[str, float]
 
+    def flat(self, definition: str) -> bool:
+        """Whether the whole-model sharpness curve of ``definition`` or the OOD accuracy curve is constant in α
+        (its τ is then 0.0 by convention, not a measured lack of correlation)."""
+        s = self.sharpness
+        curve = s[(s.group == "all") & (s.definition == definition)].loss_sharpness.to_numpy(float)
+        return bool(np.ptp(curve) == 0 or np.ptp(self.accuracy.ood_acc.to_numpy(float)) == 0)
+
+
+def n_flat(paths: Sequence[PathResult], definition: str) -> int:
+    """How many paths have a constant whole-model sharpness or OOD curve for ``definition``."""
+    return sum(p.flat(definition) for p in paths)
+
 
 def run_path(base: ZeroShotClassifier, data: TaskData, seed: int, *, steps: int, batch_size: int, lr: float,
              weight_decay: float, alphas: Sequence[float], layer_config: SharpnessConfig,
@@ -424,8 +462,9 @@ def run_path(base: ZeroShotClassifier, data: TaskData, seed: int, *, steps: int,
              sharpness_seed: int = 0) -> PathResult:
     """Fine-tune ``base`` with ``seed`` and evaluate the whole WiSE-FT path (see the module docstring).
 
-    taus: ``full.<definition>`` (whole-model), ``layer.<group>`` (each group), ``straggler`` (mean of the
-    straggler groups' S_l) — Kendall τ over α with mean OOD accuracy.
+    taus: ``full.<definition>`` (whole-model), ``layer.<group>`` (each group) — Kendall τ over α with mean OOD
+    accuracy — and ``straggler_abs``, the mean |τ| of the straggler groups.
+    Sharpness and barriers use ``layer_config.n_examples`` training points from ``mixed_subset``.
     """
     with single_threaded():  # many small ops: one thread is the fast path on a shared CPU
         ft_model = finetune(base, data.x_train, data.y_train, steps, batch_size, lr, weight_decay, seed)
@@ -434,12 +473,11 @@ def run_path(base: ZeroShotClassifier, data: TaskData, seed: int, *, steps: int,
         groups = layer_groups(work)
         states = [(a, interpolate_state(zs, ft, a)) for a in alphas]
         acc = path_accuracy(work, states, data)
-        n = layer_config.n_examples
-        sharp = path_sharpness(work, states, data.x_train[:n], data.y_train[:n], layer_config, groups,
-                               full_configs, sharpness_seed)
+        xs, ys = mixed_subset(data.x_train, data.y_train, layer_config.n_examples, sharpness_seed)
+        sharp = path_sharpness(work, states, xs, ys, layer_config, groups, full_configs, sharpness_seed)
         dr = drift(zs, ft, groups)
         strag = stragglers(dr, n_stragglers)
-        bar = layer_barriers(work, zs, ft, groups, data.x_train[:n], data.y_train[:n], alphas)
+        bar = layer_barriers(work, zs, ft, groups, xs, ys, alphas)
         tau_vec = task_vector(zs, ft)
         strag_keys = [k for g in strag for k in groups[g].names]
         sparse_rows = []
@@ -456,13 +494,14 @@ def run_path(base: ZeroShotClassifier, data: TaskData, seed: int, *, steps: int,
         layer = sharp[sharp.group != "all"].pivot(index="alpha", columns="group", values="loss_sharpness")
         for g in groups:
             taus[f"layer.{g}"] = tau_over_path(layer.loc[ood.index, g].to_numpy(), ood.to_numpy())
-        taus["straggler"] = tau_over_path(layer.loc[ood.index, strag].mean(axis=1).to_numpy(), ood.to_numpy())
+        taus["straggler_abs"] = float(np.mean([abs(taus[f"layer.{g}"]) for g in strag]))
     return PathResult(seed, acc, sharp, dr, bar, strag, sparse, taus)
 
 
 __all__ = [
     "ALPHAS", "PathResult", "WORLD_SHIFTS", "ZeroShotClassifier", "accuracy", "apply_task_vector", "drift",
-    "finetune", "folder_task", "group_of", "interior_gain", "interpolate_state", "labeled_to_tensors",
-    "layer_barriers", "layer_groups", "path_accuracy", "path_sharpness", "run_path", "sparsify_task_vector",
-    "stragglers", "task_vector", "tau_over_path", "world_labeled", "world_task", "zero_shot_classifier",
+    "finetune", "folder_task", "gain_over_endpoints", "group_of", "interior_gain", "interpolate_state",
+    "labeled_to_tensors", "layer_barriers", "layer_groups", "mixed_subset", "n_flat", "path_accuracy",
+    "path_sharpness", "run_path", "sparsify_task_vector", "stragglers", "task_vector", "tau_over_path", "world_labeled",
+    "world_task", "zero_shot_classifier",
 ]
