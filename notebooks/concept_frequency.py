@@ -24,7 +24,8 @@
 # - **C3** it persists when train–test similarity is lowered (here: held-out rendering domains; an analogue).
 # - **C4** it persists with synthetic pretraining data — not separable here (everything is synthetic).
 # - **C5** it holds across prompting strategies.
-# - **C6** misalignment (measured with the paper's definition), long tails, counts correlated across corpora.
+# - **C6** misalignment, long tails, counts correlated across corpora: not testable here (all hold by construction
+#   in the world); the paper's misalignment measurement is still run on injected swaps.
 # - **C7** a "Let it Wag!" analogue: the rarest seen concepts fall below the standard accuracy.
 #
 # **Reproduce:** `cliplab run concept_frequency` (smoke check: `cliplab run concept_frequency --smoke`).
@@ -428,15 +429,20 @@ else:
 #   with web-scale models (card §6, "cannot show faithfully"). The within-sprite slope of the permutation
 #   control (section 4a) shows that the trend is not a concept-difficulty artefact. The model-size control
 #   compares one bigger tower on one world; its CI decides whether "bigger models flatten the slope" is seen.
-# * **C3.** If it does not replicate, look at the per-domain table: the textured and sketch domains are close
-#   to chance for every model (the tiny towers do not transfer to them at all), so there is little accuracy
-#   for frequency to act on, and with 6 images per concept and domain the pooled CI of the weakest model can
-#   reach 0. The noisy domain, where the models still work, shows the trend. So a failure here says the analogue
-#   (held-out rendering domains) mostly removes the ability itself, not that the trend needs train–test
-#   similarity; it is a different manipulation from the paper's near-duplicate pruning.
-# * **C6.** Our misalignment is injected, so only the measurement is tested: the paper's definition counts a
-#   swapped caption as misaligned only when it shares no concept with the image, which is why the measured
-#   degree sits slightly below the injected rate. The trained misalignment control (section 4d; the
+# * **C3.** Read the per-domain table. Three of the four models keep a positive pooled slope on the held-out
+#   domains with its CI above 0; tiny-s1's pooled CI reaches just below 0, and the check asks for every model.
+#   The signal comes mostly from the noisy domain (slopes ≈ 7–14 points/decade) and, for three models, the
+#   sketch domain; textured is flat for every model. With 6 images per concept and domain the per-cell CIs are
+#   wide (tiny-s1's noisy slope ≈ 7 has a CI from about −1 to 14), so the miss is one model whose trend is
+#   positive but not resolved at this sample size — a question of power, not a reversal. It is also a
+#   different manipulation from the paper's near-duplicate pruning (held-out rendering domains lower the
+#   train–test similarity of every image at once).
+# * **C6 (not testable here).** Every part holds by construction: the misalignment is injected, the long tail
+#   is the generator's Zipf setting, and the two corpora we can compare (15k and 50k of one world) are nested
+#   samples of one distribution, so their counts correlate by design (ρ ≈ 0.95 in the metrics). What the run
+#   does test is the paper's measurement on injected swaps: its definition counts a swapped caption as
+#   misaligned only when it shares no concept with the image, which is why the measured degree sits slightly
+#   below the injected rate. The trained misalignment control (section 4d; the
 #   `tiny-c15k-s0` recipe for 300 steps at 0, 5, 15 and 35 % swaps) shows what misalignment does: top-1 falls
 #   steadily (≈ 0.29 / 0.26 / 0.19 / 0.05), while the slope on matched counts stays within its CIs up to 15 %
 #   (≈ 24 / 18 / 25 points/decade, CIs ≈ ±8) and collapses only at 35 % (≈ 8, CI ≈ 2–15) — at this training
