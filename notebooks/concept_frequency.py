@@ -457,7 +457,9 @@ else:
 # * **Counting noise (section 4c).** Text-only counts equal the matched counts here (no misalignment in the
 #   zoo worlds). The CLIP tagger and the simulated taggers change the slope and the binned ρ: recall loss alone
 #   rescales counts and barely moves the slope, false positives compress the low end and steepen it; compare
-#   the rows before trusting a slope computed from tagger counts.
+#   the rows before trusting a slope computed from tagger counts. The CLIP tagger (`small-s0`) was trained on the
+#   very corpus it tags, so its recall itself grows with a concept's frequency: its counts are circular in a way
+#   RAM++ on LAION is not, and part of the steeper slope from its counts may be that circularity.
 
 # %%
 print(f"wall time {time.perf_counter() - t_start:.1f} s")
