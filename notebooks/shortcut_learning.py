@@ -241,13 +241,13 @@ nest_summary
 # 32 px canvases, shortcut object in the red channel, core object in the green channel, brightness = latent
 # (min–max over the probe range). The shortcut's area is `ratio` × the core's. A 3-layer CNN is trained per
 # (ratio, seed); probes whose brightness saturates (the grid's outer ring, 116 of 900) are excluded. The reference
-# is the latent LDA. Controls: CNNs trained on core-only and shortcut-only images.
+# is the latent LDA. Controls: CNNs trained on core-only and shortcut-only images (every seed; accuracies averaged).
 
 # %%
 img_base = si.ImageConfig(rho_s=image_rho_s, epochs=image_epochs, n_train=image_n_train)
 img = si.image_sweep(image_ratios, list(range(image_seeds)), img_base)
 controls = pd.DataFrame([si.single_feature_control(replace(img_base, footprint_ratio=max(image_ratios)), f, s)
-                         for f in ("core", "shortcut") for s in range(1)])
+                         for f in ("core", "shortcut") for s in range(image_seeds)])
 
 example = si.render(np.array([[1.0, -1.0]]), replace(img_base, footprint_ratio=max(image_ratios)),
                     np.random.default_rng(0))[0]

@@ -243,4 +243,5 @@ def test_ci_metrics_and_seed_means() -> None:
     np.testing.assert_allclose(per_seed, [2.0, 2.0, 1.0, 4.0])
     m = sc.ci_metrics("C9.x", per_seed)
     assert m["C9.x"] == pytest.approx(2.25) and m["C9.x_se"] == pytest.approx(np.std(per_seed, ddof=1) / 2)
-    assert 1.0 <= m["C9.x_ci_low"] <= 2.25 <= m["C9.x_ci_high"] <= 4.0
+    half = 3.182446305284263 * np.std(per_seed, ddof=1) / 2  # t_{0.975, 3}
+    assert m["C9.x_ci_low"] == pytest.approx(2.25 - half) and m["C9.x_ci_high"] == pytest.approx(2.25 + half)

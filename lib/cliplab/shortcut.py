@@ -569,10 +569,8 @@ def ntk_predicted_sign(rho_s: float, rho_c: float, alpha_s: float, alpha_c: floa
 # --------------------------------------------------------------------------------------------------------
 
 
-def summarise(
-    df: pd.DataFrame, by: Sequence[str], value: str = "bias", n_resamples: int = 2000, seed: int = 0
-) -> pd.DataFrame:
-    """Mean ± SE over seeds, bootstrap 95% CI and fraction of positive values, per group of ``by``.
+def summarise(df: pd.DataFrame, by: Sequence[str], value: str = "bias") -> pd.DataFrame:
+    """Mean ± SE over seeds, Student-t 95% CI (``stats.t_ci``) and fraction of positive values, per group of ``by``.
 
     When a group holds several rows per seed (e.g. all cells of an architecture), rows are first averaged
     within seed: seeds are the independent replicates (cells share a seed's noise, see make_data).
@@ -587,8 +585,7 @@ def summarise(
     for key, group in per_seed.groupby(list(by), sort=True):
         vals = group[value].to_numpy(dtype=float)
         mean, se = stats.mean_se(vals) if len(vals) > 1 else (float(vals[0]), float("nan"))
-        lo, hi = (stats.bootstrap_ci(vals, n_resamples=n_resamples, seed=seed) if len(vals) > 1
-                  else (float("nan"), float("nan")))
+        lo, hi = stats.t_ci(vals) if len(vals) > 1 else (float("nan"), float("nan"))
         key = key if isinstance(key, tuple) else (key,)
         out.append({**dict(zip(by, key)), "mean": mean, "se": se, "ci_low": lo, "ci_high": hi,
                     "frac_positive": float(np.mean(vals > 0)), "n_seeds": len(vals)})
@@ -618,8 +615,8 @@ def seed_means(df: pd.DataFrame, value: str = "bias") -> np.ndarray:
     return df.groupby("seed", sort=True)[value].mean().to_numpy(float)
 
 
-def ci_metrics(key: str, per_seed: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> dict[str, float]:
-    """{key: mean, key_se, key_ci_low, key_ci_high} over per-seed values (mean ± SE and 95% bootstrap CI)."""
+def ci_metrics(key: str, per_seed: np.ndarray) -> dict[str, float]:
+    """{key: mean, key_se, key_ci_low, key_ci_high} over per-seed values (mean ± SE and Student-t 95% CI)."""
     mean, se = stats.mean_se(per_seed)
-    lo, hi = stats.bootstrap_ci(per_seed, n_resamples=n_resamples, seed=seed)
+    lo, hi = stats.t_ci(per_seed)
     return {key: mean, f"{key}_se": se, f"{key}_ci_low": lo, f"{key}_ci_high": hi}

@@ -26,6 +26,21 @@ def mean_se(x: ArrayLike) -> tuple[float, float]:
     return float(arr.mean()), se
 
 
+def t_ci(x: ArrayLike, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t CI of the mean, mean ± t_{n−1}·SE: the interval for a handful of independent replicates.
+
+    A percentile bootstrap over 3–5 seeds covers far less than its nominal level (≈ 76 % at n = 3, 83 % at
+    n = 5 for normal data), because resampling so few values cannot see the tails. A single value, or
+    all-equal values, give the degenerate interval (v, v).
+    """
+    arr = _finite_1d(x)
+    mean, se = mean_se(arr)
+    if arr.size == 1 or se == 0:
+        return mean, mean
+    lo, hi = sps.t.interval(confidence, df=arr.size - 1, loc=mean, scale=se)
+    return float(lo), float(hi)
+
+
 def bootstrap_ci(
     x: ArrayLike,
     statistic: Callable[[np.ndarray], float] = np.mean,
