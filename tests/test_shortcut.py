@@ -245,3 +245,13 @@ def test_ci_metrics_and_seed_means() -> None:
     assert m["C9.x"] == pytest.approx(2.25) and m["C9.x_se"] == pytest.approx(np.std(per_seed, ddof=1) / 2)
     half = 3.182446305284263 * np.std(per_seed, ddof=1) / 2  # t_{0.975, 3}
     assert m["C9.x_ci_low"] == pytest.approx(2.25 - half) and m["C9.x_ci_high"] == pytest.approx(2.25 + half)
+
+
+def test_bayes_weights_closed_form_and_exact_symmetry() -> None:
+    w = sc.bayes_weights(0.7, 0.9, 0.3)
+    mu = [sc.latent_mean(0.7), sc.latent_mean(0.9)]
+    np.testing.assert_allclose(w, np.linalg.solve(sc.latent_covariance(0.3), mu))
+    w_tie = sc.bayes_weights(0.9, 0.9, 0.0)
+    assert w_tie[0] == w_tie[1]  # bit-identical: tie probes are not decided by rounding
+    with pytest.raises(ValueError, match="sigma_sc"):
+        sc.bayes_weights(0.9, 0.9, 1.0)

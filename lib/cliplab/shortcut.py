@@ -245,8 +245,15 @@ def hard_decision(scores: np.ndarray) -> np.ndarray:
 
 
 def bayes_weights(rho_s: float, rho_c: float, sigma_sc: float) -> np.ndarray:
-    """Σ⁻¹μ: the Bayes-optimal latent rule is sign(μᵀΣ⁻¹z) (equal priors, equal covariances)."""
-    return np.linalg.solve(latent_covariance(sigma_sc), [latent_mean(rho_s), latent_mean(rho_c)])
+    """Σ⁻¹μ: the Bayes-optimal latent rule is sign(μᵀΣ⁻¹z) (equal priors, equal covariances).
+
+    In closed form for Σ = [[1, σ], [σ, 1]], so equal predictivities give exactly equal weights (a numerical
+    solve differed in the last bit, which decided every tie probe on the anti-diagonal one way).
+    """
+    if not abs(sigma_sc) < 1:
+        raise ValueError(f"sigma_sc must be in (-1, 1) for Σ to be invertible, got {sigma_sc}")
+    mu_s, mu_c = latent_mean(rho_s), latent_mean(rho_c)
+    return np.array([mu_s - sigma_sc * mu_c, mu_c - sigma_sc * mu_s]) / (1.0 - sigma_sc**2)
 
 
 def bayes_decision(z: np.ndarray, rho_s: float, rho_c: float, sigma_sc: float) -> np.ndarray:
