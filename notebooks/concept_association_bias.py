@@ -173,7 +173,8 @@ summary.round(3)
 # Association strength of an (object, colour) binding is P(colour | object) counted in the model's own
 # training captions (each zoo model has its own world and corpus). A pair's strength is the mean over its two
 # objects with the colours they show; per-pair CAB averages the questions asked about that (object, colour,
-# other object, colour) combination. Spearman ρ pools all models' pairs, with a bootstrap CI over pairs.
+# other object, colour) combination. Spearman ρ pools all models' pairs, with a bootstrap CI that resamples
+# the two questions of a pair ("A about B", "B about A": the same images) together.
 
 # %%
 if not real:
@@ -187,7 +188,8 @@ if not real:
         table, _ = ca.cab_vs_association(rows, strength, association_measure, which="pair")
         per_pair.append(table.assign(model=name))
     per_pair = pd.concat(per_pair, ignore_index=True)
-    rho, rho_low, rho_high = ca.spearman_ci(per_pair.cab, per_pair.association, seed=0, n_resamples=n_bootstrap)
+    rho, rho_low, rho_high = ca.spearman_ci(per_pair.cab, per_pair.association, seed=0, n_resamples=n_bootstrap,
+                                            groups=ca.pair_clusters(per_pair))
     side_rho = {side: stats.spearman(per_pair.cab, per_pair[f"{side}_association"]) for side in ("query", "other")}
     fig, ax = plt.subplots(figsize=(7, 4.2))
     jitter = np.random.default_rng(0).uniform(-0.02, 0.02, len(per_pair))

@@ -296,6 +296,31 @@ def test_spearman_ci() -> None:
         ca.spearman_ci(x, np.ones(20))
 
 
+def test_spearman_ci_resamples_whole_groups() -> None:
+    rng = np.random.default_rng(1)
+    x = np.repeat(rng.normal(size=30), 2)  # 30 images, each contributing two identical rows
+    y = x + np.repeat(rng.normal(0, 1.0, 30), 2)
+    groups = np.repeat(np.arange(30), 2)
+    rho, low_g, high_g = ca.spearman_ci(x, y, groups=groups, n_resamples=400)
+    _, low_r, high_r = ca.spearman_ci(x, y, n_resamples=400)
+    # as wide as 30 independent points, not 60: duplicated rows carry no extra information
+    _, low_30, high_30 = ca.spearman_ci(x[::2], y[::2], n_resamples=400)
+    assert low_g <= rho <= high_g and (high_r - low_r) < 0.85 * (high_g - low_g)
+    assert (high_g - low_g) == pytest.approx(high_30 - low_30, rel=0.25)
+    with pytest.raises(ValueError, match="one label per pair"):
+        ca.spearman_ci(x, y, groups=groups[:-1])
+
+
+def test_pair_clusters_join_the_two_questions_of_one_pair() -> None:
+    per_pair = pd.DataFrame({"condition": ["natural"] * 3, "query_concept": [1, 2, 1],
+                             "query_colour": ["red", "blue", "red"], "other_concept": [2, 1, 3],
+                             "other_colour": ["blue", "red", "green"]})
+    keys = ca.pair_clusters(per_pair)
+    assert keys[0] == keys[1] != keys[2]
+    by_model = ca.pair_clusters(per_pair.assign(model=["a", "b", "a"]))
+    assert by_model[0] != by_model[1]
+
+
 # --------------------------------------------------------------------------------------------------------
 # scoring
 # --------------------------------------------------------------------------------------------------------

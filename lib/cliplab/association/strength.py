@@ -11,6 +11,7 @@ Mentions whose colour was omitted carry no (object, colour) evidence and are not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -112,9 +113,11 @@ def spearman_pvalue(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def spearman_ci(x: np.ndarray, y: np.ndarray, seed: int = 0, n_resamples: int = 1000,
-                confidence: float = 0.95) -> tuple[float, float, float]:
-    """Spearman ρ of paired samples and its percentile bootstrap CI (rows resampled with replacement).
+                confidence: float = 0.95, groups: np.ndarray | pd.Series | None = None) -> tuple[float, float, float]:
+    """Spearman ρ of paired samples and its percentile bootstrap CI.
 
+    Rows are resampled with replacement, or, with ``groups`` (one label per row), whole groups: rows that
+    share an image (the two questions of one probe, see :func:`pair_clusters`) are not independent.
     Resamples in which either side is constant (ρ undefined) are skipped; needs ≥ 3 pairs and both sides
     non-constant, else ValueError.
     """
@@ -127,11 +130,14 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, seed: int = 0, n_resamples: int = 
         raise ValueError("spearman_ci: one side is constant, so ρ is undefined")
     if not 0 < confidence < 1 or n_resamples < 10:
         raise ValueError("spearman_ci needs 0 < confidence < 1 and n_resamples ≥ 10")
+    if groups is not None and len(groups) != a.size:
+        raise ValueError(f"groups has {len(groups)} labels for {a.size} pairs; give one label per pair")
     rho = stats.spearman(a, b)
     rng = np.random.default_rng(seed)
+    resample = _row_resampler(a.size) if groups is None else _group_resampler(np.asarray(groups))
     draws = []
     for _ in range(int(n_resamples)):
-        idx = rng.integers(0, a.size, a.size)
+        idx = resample(rng)
         if np.ptp(a[idx]) > 0 and np.ptp(b[idx]) > 0:
             draws.append(stats.spearman(a[idx], b[idx]))
     if not draws:
@@ -139,3 +145,34 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, seed: int = 0, n_resamples: int = 
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(draws, [tail, 100 - tail])
     return rho, float(low), float(high)
+
+
+def _row_resampler(n: int) -> Callable[[np.random.Generator], np.ndarray]:
+    return lambda rng: rng.integers(0, n, n)
+
+
+def _group_resampler(groups: np.ndarray) -> Callable[[np.random.Generator], np.ndarray]:
+    """Row indices of as many groups as there are, drawn with replacement (each group keeps all its rows)."""
+    codes = pd.factorize(groups)[0]
+    order = np.argsort(codes, kind="stable")
+    _, starts, counts = np.unique(codes[order], return_index=True, return_counts=True)
+
+    def draw(rng: np.random.Generator) -> np.ndarray:
+        pick = rng.integers(0, len(starts), len(starts))
+        sizes = counts[pick]
+        within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        return order[np.repeat(starts[pick], sizes) + within]
+
+    return draw
+
+
+def pair_clusters(per_pair: pd.DataFrame) -> pd.Series:
+    """One label per row of a :func:`pair_cab` table: the unordered pair of (concept, colour) bindings, with the
+    condition and the model when present. "A asked about B" and "B asked about A" come from the same images."""
+    a = per_pair["query_concept"].astype(str) + ":" + per_pair["query_colour"].astype(str)
+    b = per_pair["other_concept"].astype(str) + ":" + per_pair["other_colour"].astype(str)
+    key = a.where(a < b, b) + "|" + b.where(a < b, a)
+    for col in ("condition", "model"):
+        if col in per_pair.columns:
+            key = per_pair[col].astype(str) + "|" + key
+    return key
