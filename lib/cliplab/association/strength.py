@@ -134,7 +134,7 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, seed: int = 0, n_resamples: int = 
         raise ValueError(f"groups has {len(groups)} labels for {a.size} pairs; give one label per pair")
     rho = stats.spearman(a, b)
     rng = np.random.default_rng(seed)
-    resample = _row_resampler(a.size) if groups is None else _group_resampler(np.asarray(groups))
+    resample = _group_resampler(np.arange(a.size) if groups is None else np.asarray(groups))  # rows: own group
     draws = []
     for _ in range(int(n_resamples)):
         idx = resample(rng)
@@ -145,10 +145,6 @@ def spearman_ci(x: np.ndarray, y: np.ndarray, seed: int = 0, n_resamples: int = 
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(draws, [tail, 100 - tail])
     return rho, float(low), float(high)
-
-
-def _row_resampler(n: int) -> Callable[[np.random.Generator], np.ndarray]:
-    return lambda rng: rng.integers(0, n, n)
 
 
 def _group_resampler(groups: np.ndarray) -> Callable[[np.random.Generator], np.ndarray]:
