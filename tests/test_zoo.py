@@ -24,6 +24,7 @@ from cliplab.models.zoo import (
     bucket_accuracy,
     frequency_bucket,
     main,
+    quality_check,
     read_params,
     read_zoo,
     train_zoo,
@@ -69,6 +70,8 @@ def with_model(**changes: Any) -> dict[str, Any]:
     (with_model(train={"lr": -1.0}), "bad train settings: lr must be > 0"),
     (with_model(train={"seed": 1}), r"unknown key\(s\) \['seed'\]"),
     ({"zoo": {"models": [{"name": "a", "arch": "cliplab-tiny", "seed": 0}]}}, r"lacks \['corpus_size'\]"),
+    (params(quality_per_concept=0), "zoo.quality_per_concept must be a positive int, got 0"),
+    (params(eval_per_concept=2.5), "zoo.eval_per_concept must be a positive int"),
 ])
 def test_read_zoo_rejects_bad_params_with_clear_errors(bad: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -85,6 +88,7 @@ def test_read_zoo_rejects_duplicates_and_merges_train_defaults() -> None:
                                "train": {"epochs": 2}, "world": {"zipf_exponent": 1.5}})
     first, second = read_zoo(p)
     assert first.train == {"steps": 4, "batch_size": 64, "lr": 0.002, "warmup": 1, "num_threads": 1}
+    assert (first.eval_per_concept, first.quality_per_concept) == (3, 200)  # given, and the default
     assert "steps" not in second.train and second.train["epochs"] == 2
     assert second.total_steps() == 2 * (1000 // 64)  # epochs over the corpus, in whole batches
     world = second.world_config(p["world"])
@@ -168,6 +172,21 @@ def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: P
             low, high = bucket["ci95"]
             assert 0 <= low <= bucket["accuracy"] <= high <= 1 and high - low > 0
 
+    # the quality bar: no concept of this 600-sample corpus is seen >= 1000 times, so it is not measured ...
+    assert card["quality"]["n_concepts"] == 0 and card["quality"]["accuracy"] is None
+    assert card["quality"]["met"] is None and "not measured" in (folder / CARD_MD).read_text()
+    # ... and on a bucket that has concepts it equals the independent 24-way accuracy over those concepts
+    clean = independent_zero_shot(folder, world, 4, "clean")
+    for label in ("1-99", "100-999"):
+        members = (table["bucket"] == label).to_numpy()
+        for target in (0.0, 1.01):
+            q = quality_check(loaded, world, table, 4, bucket=label, target=target)
+            assert q["n_concepts"] == members.sum() > 0 and q["n_images"] == 4 * members.sum()
+            assert q["accuracy"] == pytest.approx(clean[members].mean())
+            assert q["met"] is (target == 0.0)
+            assert q["ci95"][0] <= q["accuracy"] <= q["ci95"][1]
+            assert list(q["per_concept_accuracy"].values()) == pytest.approx(clean[members].tolist())
+
     # a second call reuses the checkpoint (same weights) and rewrites the same numbers
     before = (folder / "open_clip_model.safetensors").read_bytes()
     train_zoo_model(entry, tmp_path, p["world"])
@@ -207,6 +226,9 @@ def test_smoke_zoo_shrinks_every_model_but_keeps_names_seeds_and_archs() -> None
     assert (smoke.name, smoke.arch, smoke.seed) == (full.name, full.arch, full.seed)
     assert (full.corpus_size, full.total_steps(), full.train["lr"]) == (600, 99, 0.001)
     assert (smoke.corpus_size, smoke.total_steps(), smoke.eval_per_concept) == (128, 2, 1)
+    assert read_zoo(with_smoke(quality_per_concept=7), smoke=True)[0].quality_per_concept == 7
+    with pytest.raises(ValueError, match="zoo.smoke.quality_per_concept must be a positive int"):
+        read_zoo(with_smoke(quality_per_concept=-1), smoke=True)
     assert smoke.train["lr"] == 0.001  # what the smoke block does not set stays as the model defines it
     assert smoke.world_config(p["world"]).n_concepts == 8 and full.world_config(p["world"]).n_concepts == 24
     with pytest.raises(ValueError, match="no 'zoo.smoke:' block"):
