@@ -25,6 +25,7 @@ from cliplab.models.zoo import (
     frequency_bucket,
     main,
     quality_check,
+    quality_line,
     read_params,
     read_zoo,
     train_zoo,
@@ -117,6 +118,12 @@ def test_bucket_accuracy_pools_images_and_gives_the_wilson_interval() -> None:
 
 def independent_zero_shot(folder: Path, world: World, per_concept: int, domain: str) -> np.ndarray:
     """Per-concept top-1 computed with plain open_clip from the saved folder (no cliplab eval code)."""
+    pred, labels = independent_predictions(folder, world, per_concept, domain)
+    return np.array([np.mean(pred[labels == c] == c) for c in range(len(world.concepts))])
+
+
+def independent_predictions(folder: Path, world: World, per_concept: int, domain: str) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true concept of every eval image, with plain open_clip from the saved folder."""
     model, _, _ = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
     model.eval()
@@ -130,8 +137,7 @@ def independent_zero_shot(folder: Path, world: World, per_concept: int, domain: 
         mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
         pred = (model.encode_image((x - mean) / std, normalize=True) @ classes.T).argmax(1).numpy()
-    labels = np.array([s.meta["objects"][0]["concept"] for s in samples])
-    return np.array([np.mean(pred[labels == c] == c) for c in range(len(names))])
+    return pred, np.array([s.meta["objects"][0]["concept"] for s in samples])
 
 
 def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: Path) -> None:
@@ -177,6 +183,7 @@ def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: P
     assert card["quality"]["met"] is None and "not measured" in (folder / CARD_MD).read_text()
     # ... and on a bucket that has concepts it equals the independent 24-way accuracy over those concepts
     clean = independent_zero_shot(folder, world, 4, "clean")
+    pred, labels = independent_predictions(folder, world, 4, "clean")
     for label in ("1-99", "100-999"):
         members = (table["bucket"] == label).to_numpy()
         for target in (0.0, 1.01):
@@ -186,6 +193,26 @@ def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: P
             assert q["met"] is (target == 0.0)
             assert q["ci95"][0] <= q["accuracy"] <= q["ci95"][1]
             assert list(q["per_concept_accuracy"].values()) == pytest.approx(clean[members].tolist())
+            for c in np.flatnonzero(members):  # the most frequent wrong class, counted here from scratch
+                wrong = [int(p) for p in pred[labels == c] if p != c]
+                confusion = q["top_confusion"][world.concept(int(c)).name]
+                if not wrong:
+                    assert confusion is None
+                    continue
+                counts = {k: wrong.count(k) for k in set(wrong)}
+                top = min(counts, key=lambda k: (-counts[k], k))
+                assert confusion == {"predicted": world.concept(top).name, "share": counts[top] / 4}
+
+    # the card line names exactly the concepts below the bar, each with the class it is taken for
+    q = quality_check(loaded, world, table, 4, bucket="100-999", target=0.6)
+    below = {n for n, acc in q["per_concept_accuracy"].items() if acc < 0.6}
+    assert below  # the test model is weak: some concept of the bucket is below 0.6
+    line = quality_line(q)
+    listed = line.split("; below the bar: ")[1].split(", ") if below else []
+    assert {part.split(" ")[0] for part in listed} == below
+    for part in listed:
+        confusion = q["top_confusion"][part.split(" ")[0]]
+        assert confusion is None or f"(→ {confusion['predicted']} " in part
 
     # a second call reuses the checkpoint (same weights) and rewrites the same numbers
     before = (folder / "open_clip_model.safetensors").read_bytes()

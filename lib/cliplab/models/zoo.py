@@ -317,25 +317,43 @@ def quality_check(loaded: Any, world: Any, concepts: pd.DataFrame, per_concept: 
     Zero-shot top-1 against every concept of the world (the same classifier as the card's table), on
     ``domain`` images r = 0..per_concept-1 of the test split. ``met`` compares the accuracy (mean over the
     bucket's concepts) with ``target``; ``ci95`` is the Wilson interval over the pooled images, so a miss or pass
-    that the interval straddles reads as uncertain. A bucket without concepts gives accuracy and met None.
+    that the interval straddles reads as uncertain. ``top_confusion`` names, per concept, the class its images are
+    most often mistaken for and the share of its images that go there (None when none is wrong): what a miss is
+    made of. A bucket without concepts gives accuracy and met None.
     """
     from cliplab.eval import LabeledImages, zero_shot_eval
 
     members = [int(c) for c in concepts.loc[concepts["bucket"] == bucket, "concept"]]
     out: dict[str, Any] = {"bucket": bucket, "domain": domain, "per_concept": per_concept, "target": target,
                            "n_concepts": len(members), "n_images": len(members) * per_concept,
-                           "accuracy": None, "ci95": None, "met": None, "per_concept_accuracy": {}}
+                           "accuracy": None, "ci95": None, "met": None, "per_concept_accuracy": {},
+                           "top_confusion": {}}
     if not members:
         return out
     samples = world.eval_set(per_concept, domain=domain, concepts=members)
     data = LabeledImages(images=np.stack([s.image for s in samples]),
                          labels=np.array([int(s.meta["objects"][0]["concept"]) for s in samples]),
                          classnames=[c.name for c in world.concepts], class_ids=[c.id for c in world.concepts])
-    per_class = zero_shot_eval(loaded, data, colour_templates(world.palette)).per_class.set_index("class_id")
+    result = zero_shot_eval(loaded, data, colour_templates(world.palette))
+    per_class = result.per_class.set_index("class_id")
     summary = bucket_accuracy(per_class.loc[members])
+    predicted = np.asarray(result.predictions)
     out.update(accuracy=summary["accuracy"], ci95=summary["ci95"], met=bool(summary["accuracy"] >= target),
-               per_concept_accuracy={world.concept(c).name: float(per_class.at[c, "accuracy"]) for c in members})
+               per_concept_accuracy={world.concept(c).name: float(per_class.at[c, "accuracy"]) for c in members},
+               top_confusion={world.concept(c).name: top_confusion(predicted[data.labels == c], c, world)
+                              for c in members})
     return out
+
+
+def top_confusion(predicted: np.ndarray, concept: int, world: Any) -> dict[str, Any] | None:
+    """The class most often predicted for ``concept``'s images other than itself (lowest id on a tie), with the
+    share of its images predicted as that class; None when every image is right."""
+    wrong = predicted[predicted != concept]
+    if not len(wrong):
+        return None
+    ids, counts = np.unique(wrong, return_counts=True)
+    best = int(np.argmax(counts))
+    return {"predicted": world.concept(int(ids[best])).name, "share": float(counts[best] / len(predicted))}
 
 
 def train_zoo_model(entry: ZooEntry, zoo_dir: str | Path, world_params: dict[str, Any] | None = None,
@@ -490,8 +508,17 @@ def quality_line(quality: dict[str, Any]) -> str:
     low, high = quality["ci95"]
     verdict = "met" if quality["met"] else "NOT met"
     sure = "" if low > quality["target"] or high < quality["target"] else " (the interval straddles the bar)"
-    return (head + f": **{quality['accuracy']:.3f}** [{low:.3f}, {high:.3f}] on {quality['per_concept']} images "
+    line = (head + f": **{quality['accuracy']:.3f}** [{low:.3f}, {high:.3f}] on {quality['per_concept']} images "
             f"of each of {quality['n_concepts']} concepts — {verdict}{sure}")
+    below = sorted((acc, name) for name, acc in quality["per_concept_accuracy"].items() if acc < quality["target"])
+    if not below:
+        return line
+    parts = []
+    for acc, name in below:
+        confusion = quality.get("top_confusion", {}).get(name)
+        mistaken = f" (→ {confusion['predicted']} {confusion['share']:.0%})" if confusion else ""
+        parts.append(f"{name} {acc:.3f}{mistaken}")
+    return line + "; below the bar: " + ", ".join(parts)
 
 
 def card_markdown(card: dict[str, Any]) -> str:
