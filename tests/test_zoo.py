@@ -203,12 +203,12 @@ def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: P
                 top = min(counts, key=lambda k: (-counts[k], k))
                 assert confusion == {"predicted": world.concept(top).name, "share": counts[top] / 4}
 
-    # the card line names exactly the concepts below the bar, each with the class it is taken for
+    # the card line names exactly the concepts under the target on their own, each with the class it is taken for
     q = quality_check(loaded, world, table, 4, bucket="100-999", target=0.6)
     below = {n for n, acc in q["per_concept_accuracy"].items() if acc < 0.6}
     assert below  # the test model is weak: some concept of the bucket is below 0.6
     line = quality_line(q)
-    listed = line.split("; below the bar: ")[1].split(", ") if below else []
+    listed = line.split("; concepts under 0.60 on their own: ")[1].split(", ") if below else []
     assert {part.split(" ")[0] for part in listed} == below
     for part in listed:
         confusion = q["top_confusion"][part.split(" ")[0]]

@@ -518,7 +518,7 @@ def quality_line(quality: dict[str, Any]) -> str:
         confusion = quality.get("top_confusion", {}).get(name)
         mistaken = f" (→ {confusion['predicted']} {confusion['share']:.0%})" if confusion else ""
         parts.append(f"{name} {acc:.3f}{mistaken}")
-    return line + "; below the bar: " + ", ".join(parts)
+    return line + f"; concepts under {quality['target']:.2f} on their own: " + ", ".join(parts)
 
 
 def card_markdown(card: dict[str, Any]) -> str:
