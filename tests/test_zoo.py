@@ -118,8 +118,11 @@ def test_bucket_accuracy_pools_images_and_gives_the_wilson_interval() -> None:
 
 def independent_zero_shot(folder: Path, world: World, per_concept: int, domain: str) -> np.ndarray:
     """Per-concept top-1 computed with plain open_clip from the saved folder (no cliplab eval code)."""
-    pred, labels = independent_predictions(folder, world, per_concept, domain)
-    return np.array([np.mean(pred[labels == c] == c) for c in range(len(world.concepts))])
+    return per_concept_accuracy(*independent_predictions(folder, world, per_concept, domain), len(world.concepts))
+
+
+def per_concept_accuracy(pred: np.ndarray, labels: np.ndarray, n_concepts: int) -> np.ndarray:
+    return np.array([np.mean(pred[labels == c] == c) for c in range(n_concepts)])
 
 
 def independent_predictions(folder: Path, world: World, per_concept: int, domain: str) -> tuple[np.ndarray, np.ndarray]:
@@ -182,8 +185,8 @@ def test_tiny_zoo_model_trains_writes_a_complete_card_and_loads_back(tmp_path: P
     assert card["quality"]["n_concepts"] == 0 and card["quality"]["accuracy"] is None
     assert card["quality"]["met"] is None and "not measured" in (folder / CARD_MD).read_text()
     # ... and on a bucket that has concepts it equals the independent 24-way accuracy over those concepts
-    clean = independent_zero_shot(folder, world, 4, "clean")
     pred, labels = independent_predictions(folder, world, 4, "clean")
+    clean = per_concept_accuracy(pred, labels, len(world.concepts))
     for label in ("1-99", "100-999"):
         members = (table["bucket"] == label).to_numpy()
         for target in (0.0, 1.01):
