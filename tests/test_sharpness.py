@@ -297,6 +297,24 @@ def test_vectorised_average_equals_loop(norm: str, make: object, data: tuple) ->
         np.testing.assert_allclose(chunked["perturbed_loss"], vec["perturbed_loss"], rtol=1e-6)
 
 
+def test_vectorised_average_takes_the_stacked_mlp_path_only_for_plain_mlps(data: tuple,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = sh.stacked_forward
+
+    def counting(plan: object, params: dict, x: torch.Tensor) -> torch.Tensor:
+        calls.append(next(iter(params.values())).shape[0])
+        return real(plan, params, x)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sh, "stacked_forward", counting)
+    c = cfg(kind="average", norm="l2", rho=0.1, n_samples=6, chunk_size=4)
+    sharpness(_mlp(bias=True), data, c, seed=3)
+    assert calls == [4, 2] * (N // M)  # every batch, in chunks of chunk_size samples
+    calls.clear()
+    sharpness(_cnn(), data, c, seed=3)
+    assert calls == []
+
+
 def test_vectorised_average_with_a_custom_loss_and_error_equals_loop(data: tuple) -> None:
     model = _mlp(bias=True)
 

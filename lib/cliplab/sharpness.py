@@ -33,10 +33,10 @@ which are buffers and never perturbed.
 
 Cost per batch and restart: worst-case ``n_iters`` forward+backward passes plus one forward (the loss at each
 iterate comes from the same forward that gives the next gradient), with δ kept as one flat vector so the ascent
-and projection cost a few tensor ops per step; average-case one batched forward of K perturbed models
-(``torch.func.vmap`` over the noise dimension) or K forwards with ``vectorize=False``. The K·P Gaussian draws are
-the same in both and bound the batched path's speed-up on CPU (≈ 2.5 ns each; 20–45 % of its time in
-``benchmarks/bench_sharpness.py``).
+and projection cost a few tensor ops per step; average-case one batched forward of K perturbed models (one
+GEMM per layer for an ``nn.Sequential`` MLP, ``cliplab.stacked_mlp``; ``torch.func.vmap`` over the noise dimension
+for any other model) or K forwards with ``vectorize=False``. The K·P Gaussian draws are the same in both and
+bound the batched path's speed-up on CPU (≈ 2.5 ns each; 25–50 % of its time in ``benchmarks/bench_sharpness.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
+
+from cliplab.stacked_mlp import StackedMLPPlan, stacked_forward, stacked_mlp_plan
 
 ParamFilter = str | Callable[[str, Tensor], bool] | None
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -76,9 +78,10 @@ class SharpnessConfig:
     n_restarts/rand_init: restarts need random init. momentum/momentum_form: see module docstring.
     step_schedule: "apgd" halves the step at the APGD checkpoints, "constant" never (plain ascent).
     param_filter: which parameters are perturbed (regex searched in the name, predicate, or None = all).
-    vectorize/chunk_size: average-case batching over noise samples; chunk_size = noise samples per vmap call,
-    None = automatic, max(1, 4096 // batch size), which bounds the K·m activation rows held at once (memory
-    for large models; on the benchmark MLP it changes the time by < 20 %); values do not depend on it.
+    vectorize/chunk_size: average-case batching over noise samples; chunk_size = noise samples per batched
+    forward, None = automatic: for a plain MLP (``cliplab.stacked_mlp``) as many as keep one layer's K·m
+    activations within 2^18 floats (1 MiB), for any other model (vmap) max(1, 4096 // batch size) rows; it bounds memory
+    for large models, and values do not depend on it.
     """
 
     kind: Literal["worst", "average"] = "worst"
@@ -383,9 +386,10 @@ class _Objective:
     """
 
     def __init__(self, model: nn.Module, base: Params, x: Tensor, y: Tensor, loss_fn: LossFn,
-                 error_fn: LossFn | None, normalize_logits: bool) -> None:
+                 error_fn: LossFn | None, normalize_logits: bool, plan: StackedMLPPlan | None = None) -> None:
         self.model, self.base, self.x, self.y = model, base, x, y
         self.loss_fn, self.error_fn, self.normalize = loss_fn, error_fn, normalize_logits
+        self.plan = plan if plan is not None and plan.accepts(x) else None
 
     @cached_property
     def flat(self) -> FlatParams:
@@ -421,9 +425,11 @@ class _Objective:
                       chunk_size: int | None) -> tuple[Tensor, Tensor]:
         """Loss and error at w0 + amplitude⊙eps[k] for every k (eps stacked along dim 0), batched or looped.
 
-        Both paths build the perturbed weights with the same fused ``addcmul`` from the same tensors. The
-        batched path vmaps only the forward; the K losses then come from one batched op where the loss is the
-        default cross-entropy (``stacked_cross_entropy``), else from the user's loss vmapped over the logits.
+        Both paths build the perturbed weights with the same fused ``addcmul`` from the same tensors; the
+        batched path writes them over ``eps`` (one K-stacked set, no second multi-MB allocation), then runs the
+        K forwards as one GEMM per layer where the model is a plain MLP (``cliplab.stacked_mlp``), else as one
+        ``vmap`` of the forward; the K losses then come from one batched op where the loss is the default
+        cross-entropy (``stacked_cross_entropy``), else from the user's loss vmapped over the logits.
         """
         def perturbed(e: Params) -> Params:
             return {n: torch.addcmul(self.base[n], amplitude[n], e[n]) for n in self.base}
@@ -433,8 +439,15 @@ class _Objective:
             if not vectorize:
                 pairs = [self._loss_err(perturbed({n: v[i] for n, v in eps.items()})) for i in range(k)]
                 return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-            chunk = min(k, chunk_size if chunk_size is not None else max(1, 4096 // max(len(self.x), 1)))
-            logits = vmap(lambda e: functional_call(self.model, perturbed(e), (self.x,)), chunk_size=chunk)(eps)
+            stacked = {n: torch.addcmul(self.base[n], amplitude[n], e, out=e) for n, e in eps.items()}
+            if self.plan is not None:
+                chunk = min(k, chunk_size if chunk_size is not None else self.plan.default_chunk(len(self.x)))
+                parts = [stacked_forward(self.plan, {n: v[i:i + chunk] for n, v in stacked.items()}, self.x)
+                         for i in range(0, k, chunk)]
+                logits = parts[0] if len(parts) == 1 else torch.cat(parts)
+            else:
+                chunk = min(k, chunk_size if chunk_size is not None else max(1, 4096 // max(len(self.x), 1)))
+                logits = vmap(lambda p: functional_call(self.model, p, (self.x,)), chunk_size=chunk)(stacked)
             if self.loss_fn is F.cross_entropy and logits.ndim == 3 and self.y.ndim == 1:
                 loss = stacked_cross_entropy(logits, self.y, self.normalize)
                 if self.error_fn is top1_error:
@@ -566,12 +579,22 @@ def _worst_case_batch(obj: _Objective, scale: Params, config: SharpnessConfig, g
 # ----------------------------------------------------------------------------------------------- average case
 
 
-def unit_noise(scale: Params, config: SharpnessConfig, gen: torch.Generator) -> Params:
-    """K = n_samples unit draws per parameter, stacked on dim 0: ε ~ N(0, 1) (l2) or U[−1, 1] (linf)."""
-    out: Params = {}
-    for n, c in scale.items():
-        eps = torch.empty((config.n_samples, *c.shape), device=c.device, dtype=c.dtype)
-        out[n] = eps.normal_(generator=gen) if config.norm == "l2" else eps.uniform_(-1.0, 1.0, generator=gen)
+def _empty_noise(scale: Params, config: SharpnessConfig) -> Params:
+    return {n: torch.empty((config.n_samples, *c.shape), device=c.device, dtype=c.dtype) for n, c in scale.items()}
+
+
+def unit_noise(scale: Params, config: SharpnessConfig, gen: torch.Generator, out: Params | None = None) -> Params:
+    """K = n_samples unit draws per parameter, stacked on dim 0: ε ~ N(0, 1) (l2) or U[−1, 1] (linf).
+
+    out: tensors of those shapes to draw into (``sharpness`` reuses one set across batches: a fresh multi-MB
+    allocation per batch cost more in page faults than the draws themselves on the benchmark MLP).
+    """
+    out = _empty_noise(scale, config) if out is None else out
+    for n, eps in out.items():
+        if config.norm == "l2":
+            eps.normal_(generator=gen)
+        else:
+            eps.uniform_(-1.0, 1.0, generator=gen)
     return out
 
 
@@ -580,11 +603,11 @@ def average_noise(scale: Params, config: SharpnessConfig, gen: torch.Generator) 
     return {n: config.rho * scale[n] * e for n, e in unit_noise(scale, config, gen).items()}
 
 
-def _average_case_batch(obj: _Objective, scale: Params, config: SharpnessConfig,
-                        gen: torch.Generator) -> tuple[float, float, float, float]:
+def _average_case_batch(obj: _Objective, scale: Params, config: SharpnessConfig, gen: torch.Generator,
+                        noise: Params) -> tuple[float, float, float, float]:
     init_loss, init_err = obj.value(None)
     amplitude = {n: config.rho * c for n, c in scale.items()}
-    losses, errs = obj.sample_values(unit_noise(scale, config, gen), amplitude, config.vectorize,
+    losses, errs = obj.sample_values(unit_noise(scale, config, gen, out=noise), amplitude, config.vectorize,
                                      config.chunk_size)
     return init_loss, init_err, float(losses.double().mean()), float(errs.double().mean())
 
@@ -638,17 +661,20 @@ def sharpness(model: nn.Module, data: Sequence[Batch] | Batch, config: Sharpness
     gen = torch.Generator(device=device).manual_seed(seed)
     modes = {mod: mod.training for mod in model.modules()}
     rows, deltas = [], []
+    noise = _empty_noise(scale, config) if config.kind == "average" else {}
+    plan = stacked_mlp_plan(model, base) if config.kind == "average" and config.vectorize else None
     try:
         model.eval()
         for b, (x, y) in enumerate(batches):
-            obj = _Objective(model, base, x.to(device), y.to(device), loss_fn, error_fn, config.normalize_logits)
+            obj = _Objective(model, base, x.to(device), y.to(device), loss_fn, error_fn, config.normalize_logits,
+                             plan)
             if config.kind == "worst":
                 l0, e0, l1, e1, delta = _worst_case_batch(obj, scale, config, gen, trace)
                 dnorm = scaled_norm(delta, scale, config.norm)
                 if return_deltas:
                     deltas.append({n: d.detach().clone() for n, d in delta.items()})
             else:
-                l0, e0, l1, e1 = _average_case_batch(obj, scale, config, gen)
+                l0, e0, l1, e1 = _average_case_batch(obj, scale, config, gen, noise)
                 dnorm = math.nan
             rows.append({"batch": b, "size": len(x), "loss": l0, "error": e0, "perturbed_loss": l1,
                          "perturbed_error": e1, "loss_sharpness": l1 - l0, "error_sharpness": e1 - e0,
