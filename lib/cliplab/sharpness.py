@@ -36,7 +36,7 @@ iterate comes from the same forward that gives the next gradient), with δ kept 
 and projection cost a few tensor ops per step; average-case one batched forward of K perturbed models (one
 GEMM per layer for an ``nn.Sequential`` MLP, ``cliplab.stacked_mlp``; ``torch.func.vmap`` over the noise dimension
 for any other model) or K forwards with ``vectorize=False``. The K·P Gaussian draws are the same in both and
-bound the batched path's speed-up on CPU (≈ 2.5 ns each; 25–50 % of its time in ``benchmarks/bench_sharpness.py``).
+bound the batched path's speed-up on CPU (≈ 2.5 ns each; 25–60 % of its time in ``benchmarks/bench_sharpness.py``).
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class SharpnessConfig:
     param_filter: which parameters are perturbed (regex searched in the name, predicate, or None = all).
     vectorize/chunk_size: average-case batching over noise samples; chunk_size = noise samples per batched
     forward, None = automatic: for a plain MLP (``cliplab.stacked_mlp``) as many as keep one layer's K·m
-    activations within 2^18 floats (1 MiB), for any other model (vmap) max(1, 4096 // batch size) rows; it bounds memory
-    for large models, and values do not depend on it.
+    activations within 2^18 floats (1 MiB), for any other model (vmap) max(1, 4096 // batch size); it bounds
+    memory for large models, and values do not depend on it.
     """
 
     kind: Literal["worst", "average"] = "worst"
