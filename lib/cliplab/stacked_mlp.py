@@ -10,7 +10,7 @@ the K forwards directly:
 * the first Linear, whose input all K copies share, is one ``(m, d) @ (d, K·h)`` GEMM;
 * each later Linear is one batched GEMM over K (``bmm``), its bias added in place;
 * activations stay contiguous (layout ``(m, K, h)`` after the first layer, ``(K, m, h)`` after later ones),
-  so the elementwise layers run in place on dense memory.
+  so the elementwise layers run on dense memory (ReLU in place).
 
 Any other model gives ``None`` from :func:`stacked_mlp_plan`, and an input the first Linear would not see as
 rows fails ``StackedMLPPlan.accepts``; the caller then uses vmap. Values equal K separate
