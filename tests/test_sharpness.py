@@ -365,6 +365,20 @@ def test_average_noise_has_the_card_distribution() -> None:
     assert abs(float(unif.std()) - 0.2 / math.sqrt(3)) < 0.005
 
 
+def test_unit_noise_into_out_draws_in_scale_order_and_checks_shapes() -> None:
+    scale = {"a": torch.ones(3, 2), "b": torch.ones(5)}
+    config = cfg(kind="average", norm="l2", n_samples=4)
+    fresh = sh.unit_noise(scale, config, torch.Generator().manual_seed(1))
+    reversed_out = {"b": torch.empty(4, 5), "a": torch.empty(4, 3, 2)}
+    into = sh.unit_noise(scale, config, torch.Generator().manual_seed(1), out=reversed_out)
+    assert all(into[n] is reversed_out[n] for n in scale)  # drawn in place, no new tensors
+    assert all(torch.equal(into[n], fresh[n]) for n in scale)  # same stream whatever order out was built in
+    with pytest.raises(ValueError, match=r"out\['b'\] must have shape \(4, 5\)"):
+        sh.unit_noise(scale, config, torch.Generator(), out={"a": torch.empty(4, 3, 2), "b": torch.empty(3, 5)})
+    with pytest.raises(ValueError, match=r"out\['a'\].*got nothing"):
+        sh.unit_noise(scale, config, torch.Generator(), out={"b": torch.empty(4, 5)})
+
+
 # ------------------------------------------------------------------------------------------ invariances
 
 

@@ -431,15 +431,16 @@ class _Objective:
         ``vmap`` of the forward; the K losses then come from one batched op where the loss is the default
         cross-entropy (``stacked_cross_entropy``), else from the user's loss vmapped over the logits.
         """
-        def perturbed(e: Params) -> Params:
-            return {n: torch.addcmul(self.base[n], amplitude[n], e[n]) for n in self.base}
+        def perturbed(e: Params, in_place: bool = False) -> Params:
+            return {n: torch.addcmul(self.base[n], amplitude[n], e[n], out=e[n] if in_place else None)
+                    for n in self.base}
 
         k = next(iter(eps.values())).shape[0]
         with torch.no_grad():
             if not vectorize:
                 pairs = [self._loss_err(perturbed({n: v[i] for n, v in eps.items()})) for i in range(k)]
                 return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-            stacked = {n: torch.addcmul(self.base[n], amplitude[n], e, out=e) for n, e in eps.items()}
+            stacked = perturbed(eps, in_place=True)
             if self.plan is not None:
                 chunk = min(k, chunk_size if chunk_size is not None else self.plan.default_chunk(len(self.x)))
                 parts = [stacked_forward(self.plan, {n: v[i:i + chunk] for n, v in stacked.items()}, self.x)
@@ -589,12 +590,19 @@ def unit_noise(scale: Params, config: SharpnessConfig, gen: torch.Generator, out
     out: tensors of those shapes to draw into (``sharpness`` reuses one set across batches: a fresh multi-MB
     allocation per batch cost more in page faults than the draws themselves on the benchmark MLP).
     """
-    out = _empty_noise(scale, config) if out is None else out
-    for n, eps in out.items():
+    if out is None:
+        out = _empty_noise(scale, config)
+    else:
+        for n, c in scale.items():
+            if n not in out or out[n].shape != (config.n_samples, *c.shape):
+                got = tuple(out[n].shape) if n in out else "nothing"
+                raise ValueError(f"out[{n!r}] must have shape {(config.n_samples, *c.shape)} (n_samples, *param "
+                                 f"shape), got {got}; pass out=None to allocate it")
+    for n in scale:  # scale's order fixes the stream, whatever order ``out`` was built in
         if config.norm == "l2":
-            eps.normal_(generator=gen)
+            out[n].normal_(generator=gen)
         else:
-            eps.uniform_(-1.0, 1.0, generator=gen)
+            out[n].uniform_(-1.0, 1.0, generator=gen)
     return out
 
 
