@@ -36,7 +36,7 @@ iterate comes from the same forward that gives the next gradient), with δ kept 
 and projection cost a few tensor ops per step; average-case one batched forward of K perturbed models (one
 GEMM per layer for an ``nn.Sequential`` MLP, ``cliplab.stacked_mlp``; ``torch.func.vmap`` over the noise dimension
 for any other model) or K forwards with ``vectorize=False``. The K·P Gaussian draws are the same in both and
-bound the batched path's speed-up on CPU (≈ 2.5 ns each; 25–60 % of its time in ``benchmarks/bench_sharpness.py``).
+bound the batched path's speed-up on CPU (≈ 2.5 ns each; 20–60 % of its time in ``benchmarks/bench_sharpness.py``).
 """
 
 from __future__ import annotations
@@ -594,10 +594,11 @@ def unit_noise(scale: Params, config: SharpnessConfig, gen: torch.Generator, out
         out = _empty_noise(scale, config)
     else:
         for n, c in scale.items():
-            if n not in out or out[n].shape != (config.n_samples, *c.shape):
+            want = (config.n_samples, *c.shape)
+            if n not in out or out[n].shape != want:
                 got = tuple(out[n].shape) if n in out else "nothing"
-                raise ValueError(f"out[{n!r}] must have shape {(config.n_samples, *c.shape)} (n_samples, *param "
-                                 f"shape), got {got}; pass out=None to allocate it")
+                raise ValueError(f"out[{n!r}] must have shape {want} (n_samples, *param shape), got {got}; "
+                                 "pass out=None to allocate it")
     for n in scale:  # scale's order fixes the stream, whatever order ``out`` was built in
         if config.norm == "l2":
             out[n].normal_(generator=gen)
