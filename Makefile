@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name cliplab --display-name "cliplab (.venv)" >/dev/null
-	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lib/cliplab/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lib/cliplab/core/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $(STAMP)
 
 # data/ is versioned by data.dvc: pull it from the DVC remote, or rebuild the deterministic sample.

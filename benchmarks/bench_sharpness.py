@@ -4,7 +4,7 @@
 
 Average case: the same model, batches, ρ, seed and noise tensors are measured end to end three ways:
 ``vectorize=True`` on the MLP (an ``nn.Sequential``, so the K perturbed forwards run as one GEMM per layer,
-``cliplab.stacked_mlp``), ``vectorize=True`` on the same MLP inside a wrapper module (which sharpness runs
+``cliplab.sharpness.stacked_mlp``), ``vectorize=True`` on the same MLP inside a wrapper module (which sharpness runs
 through the generic ``torch.func.vmap`` path, as it would any other architecture) and ``vectorize=False`` (a
 loop of K ``functional_call`` forwards); the values must agree (rtol 1e-5) or the benchmark fails. Reported per
 (m, K): the speed-up of the vectorised path over the loop (target ≥ 3×) and, beside it, that of the generic
@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cliplab.sharpness import SharpnessConfig, fixed_batches, sharpness, unit_noise
-from cliplab.stacked_mlp import stacked_forward, stacked_mlp_plan
+from cliplab.sharpness.measures import SharpnessConfig, fixed_batches, sharpness, unit_noise
+from cliplab.sharpness.stacked_mlp import stacked_forward, stacked_mlp_plan
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Result, print_results  # noqa: E402

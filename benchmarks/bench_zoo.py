@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from cliplab.models.training import measure_throughput
-from cliplab.models.zoo import read_params, read_zoo, train_zoo, training_order, zoo_jobs
+from cliplab.zoo import read_params, read_zoo, train_zoo, training_order, zoo_jobs
 from cliplab.world import World
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -76,13 +76,14 @@ import torch
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from cliplab import paths, plots, stats
+from cliplab import plots, stats
+from cliplab.core import paths
 from cliplab import association as ca
-from cliplab.artifacts import Artifacts
-from cliplab.claims import check_claims, results_table
+from cliplab.core.artifacts import Artifacts
+from cliplab.core.claims import check_claims, results_table
 from cliplab.models import load_model
 from cliplab.models.preprocess import image_size
-from cliplab.models.zoo import zoo_model
+from cliplab.zoo import zoo_model
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two on shared cores
 plots.use_style()

@@ -85,9 +85,10 @@ import seaborn as sns
 import torch
 from IPython.display import Markdown, display
 
-from cliplab import paths, plots
-from cliplab.artifacts import Artifacts
-from cliplab.claims import check_claims, results_table
+from cliplab import plots
+from cliplab.core import paths
+from cliplab.core.artifacts import Artifacts
+from cliplab.core.claims import check_claims, results_table
 from cliplab.frequency import experiment as ex
 from cliplab.frequency import scaling as sc
 
@@ -133,7 +134,7 @@ if real_mode:
 else:
     from tqdm.auto import tqdm
 
-    from cliplab.models.zoo import colour_templates, zoo_model
+    from cliplab.zoo import colour_templates, zoo_model
 
     for name in tqdm(models, desc="zoo models"):
         m = zoo_model(name, smoke=smoke)
@@ -351,7 +352,7 @@ if not real_mode:
 
 # %%
 if not real_mode:
-    from cliplab.models.zoo import read_params
+    from cliplab.zoo import read_params
     from cliplab.world import World
 
     base_entry = zoo[misalignment_base].entry

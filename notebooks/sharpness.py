@@ -17,9 +17,9 @@
 # Sharpness and Generalization.* ICML 2023 (arXiv 2302.07011), card `sharpness_vs_generalization.md`.
 # (B) Abdollahpoorrostam. *In Search of the Successful Interpolation: On the Role of Sharpness in CLIP
 # Generalization.* arXiv 2410.16476, card `sharpness_in_clip_interpolation.md`.
-# Library: `cliplab.sharpness` (the measures), `cliplab.sharpness_analysis` (τ per factor),
-# `cliplab.sharpness_zoo` (Part A), `cliplab.interpolation` (Part B), `cliplab.diagonal_nets`,
-# `cliplab.separable_toy`.
+# Library: `cliplab.sharpness` (the measures), `cliplab.sharpness.analysis` (τ per factor),
+# `cliplab.sharpness.zoo` (Part A), `cliplab.sharpness.interpolation` (Part B), `cliplab.sharpness.diagonal_nets`,
+# `cliplab.sharpness.separable_toy`.
 #
 # **Claims tested** (`replications/sharpness/claims.yaml`):
 # - **A-C1** sharpness correlates poorly with generalization but well with training parameters (learning rate).
@@ -95,14 +95,15 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from cliplab import paths, plots
-from cliplab import interpolation as ip
-from cliplab import sharpness_zoo as sz
-from cliplab.artifacts import Artifacts
-from cliplab.claims import check_claims, results_table
-from cliplab.diagonal_nets import DiagonalNetsConfig, diagonal_net_population
-from cliplab.separable_toy import make_separable_toy, scale_curve
-from cliplab.sharpness import SharpnessConfig
+from cliplab import plots
+from cliplab.core import paths
+from cliplab.sharpness import interpolation as ip
+from cliplab.sharpness import zoo as sz
+from cliplab.core.artifacts import Artifacts
+from cliplab.core.claims import check_claims, results_table
+from cliplab.sharpness.diagonal_nets import DiagonalNetsConfig, diagonal_net_population
+from cliplab.sharpness.separable_toy import make_separable_toy, scale_curve
+from cliplab.sharpness.measures import SharpnessConfig
 from cliplab.stats import kendall_tau
 
 warnings.filterwarnings("ignore", message="There is a performance drop")
@@ -271,7 +272,7 @@ pd.Series(diag_tau).round(3)
 
 # %%
 from cliplab.models import load_model
-from cliplab.models.zoo import colour_templates, zoo_model
+from cliplab.zoo import colour_templates, zoo_model
 from cliplab.eval import DEFAULT_TEMPLATES
 
 t0 = time.perf_counter()

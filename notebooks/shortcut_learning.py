@@ -14,7 +14,7 @@
 # # On the Foundations of Shortcut Learning — CPU replication
 #
 # **Paper:** Hermann, Mobahi, Fel, Mozer. *On the Foundations of Shortcut Learning.* ICLR 2024 (arXiv 2310.16228).
-# Spec: paper card `shortcut_learning.md`; library: `cliplab.shortcut`, `cliplab.shortcut_images`.
+# Spec: paper card `shortcut_learning.md`; library: `cliplab.shortcut`, `cliplab.shortcut.images`.
 #
 # **Claims tested** (see `replications/shortcut_learning/claims.yaml`):
 # - **C1** linear models are ≈ unbiased; one hidden ReLU or Tanh layer yields a shortcut bias.
@@ -68,11 +68,12 @@ import seaborn as sns
 
 from IPython.display import Markdown, display
 
-from cliplab import paths, plots
-from cliplab.claims import check_claims, results_table
+from cliplab import plots
+from cliplab.core import paths
+from cliplab.core.claims import check_claims, results_table
 from cliplab import shortcut as sc
-from cliplab import shortcut_images as si
-from cliplab.artifacts import Artifacts
+from cliplab.shortcut import images as si
+from cliplab.core.artifacts import Artifacts
 
 plots.use_style()
 art = Artifacts.for_notebook("shortcut_learning", out_dir)

@@ -28,7 +28,7 @@ import os, time
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from cliplab.artifacts import Artifacts
+from cliplab.core.artifacts import Artifacts
 
 art = Artifacts.for_notebook("demo", out_dir)
 

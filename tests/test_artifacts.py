@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cliplab.artifacts import Artifacts  # noqa: E402
+from cliplab.core.artifacts import Artifacts  # noqa: E402
 
 
 def test_metrics_are_flat_finite_numbers(tmp_path: Path) -> None:

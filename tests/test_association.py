@@ -524,7 +524,7 @@ def test_real_photo_errors(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_notebook_real_path_runs(tmp_path: Path) -> None:
     """The notebook's real path end to end: random-init cliplab-tiny, a folder of PNGs written here."""
-    from cliplab.runner import run_paper
+    from cliplab.core.runner import run_paper
 
     photos = write_photos(tmp_path / "photos")
     result = run_paper("concept_association_bias", smoke=True, root=REPO, out=tmp_path / "out", progress=False,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cliplab import claims
-from cliplab.claims import ClaimsError, check_paper_claims, evaluate, load_claims, write_report
+from cliplab.core import claims
+from cliplab.core.claims import ClaimsError, check_paper_claims, evaluate, load_claims, write_report
 from cliplab.cli import main
 
 M = {"C1.bias_relu": 0.4, "C1.bias_linear": -0.02, "C2.tau": -0.5}

@@ -1,4 +1,4 @@
-"""cliplab.diagonal_nets: the implicit bias of the initialisation scale, and sharpness across the population."""
+"""cliplab.sharpness.diagonal_nets: the implicit bias of the initialisation scale, and sharpness across the population."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from cliplab import diagonal_nets as dn
-from cliplab.sharpness import SharpnessConfig
+from cliplab.sharpness import diagonal_nets as dn
+from cliplab.sharpness.measures import SharpnessConfig
 from cliplab.stats import kendall_tau
 
 torch.set_num_threads(1)

@@ -319,7 +319,7 @@ def test_train_world_model_applies_overrides_and_is_deterministic(tmp_path: Path
     entry's epochs, the recipe itself is untouched, and the same seed gives identical weights."""
     import torch
 
-    from cliplab.models.zoo import ZooEntry
+    from cliplab.zoo import ZooEntry
     from cliplab.world import World, WorldConfig
 
     entry = ZooEntry(name="t", arch="cliplab-tiny", corpus_size=128, seed=3, world={"n_concepts": 8, "n_heldout": 1},
@@ -350,7 +350,7 @@ def test_train_world_model_applies_overrides_and_is_deterministic(tmp_path: Path
 def test_misalignment_control_trains_one_model_per_rate(tmp_path: Path) -> None:
     """Two 2-step models of a 16-concept world at 0 % and 40 % caption swaps: one run per rate in order, the
     measured degree follows the rate, metrics keep the notebook's keys, and the same seed repeats exactly."""
-    from cliplab.models.zoo import ZooEntry
+    from cliplab.zoo import ZooEntry
 
     entry = ZooEntry(name="t", arch="cliplab-tiny", corpus_size=256, seed=5, world={"n_concepts": 16, "n_heldout": 2},
                      train={"steps": 50, "batch_size": 32, "warmup": 1})
@@ -373,7 +373,7 @@ def test_misalignment_control_trains_one_model_per_rate(tmp_path: Path) -> None:
 @pytest.mark.parametrize("levels, steps, n_boot", [([0.0, 1.5], 2, 200), ([True], 2, 200), ([0.1], 0, 200),
                                                    ([0.1], 2, 10)])
 def test_misalignment_control_rejects_bad_input_before_training(levels: list, steps: int, n_boot: int) -> None:
-    from cliplab.models.zoo import ZooEntry
+    from cliplab.zoo import ZooEntry
 
     entry = ZooEntry(name="t", arch="cliplab-tiny", corpus_size=64, seed=0)
     with pytest.raises(ValueError, match="misalignment levels|positive integers|n_boot"):
@@ -389,7 +389,7 @@ def test_notebook_real_path_runs(tmp_path: Path) -> None:
 
     from cliplab.eval import read_image_folder
     from cliplab.models import load_model
-    from cliplab.runner import run_paper
+    from cliplab.core.runner import run_paper
 
     rng = np.random.default_rng(0)
     wanted = {"zebra": 1, "kiwi": 3, "okapi": 27, "axolotl": 0}

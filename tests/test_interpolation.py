@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cliplab import interpolation as ip
-from cliplab.sharpness import SharpnessConfig
+from cliplab.sharpness import interpolation as ip
+from cliplab.sharpness.measures import SharpnessConfig
 
 
 def _states(seed: int = 0) -> tuple[dict, dict]:
@@ -239,7 +239,7 @@ def test_notebook_part_b_real_path_runs(tmp_path: Path) -> None:
 
     from cliplab.eval import DEFAULT_TEMPLATES
     from cliplab.models import load_model
-    from cliplab.runner import run_paper
+    from cliplab.core.runner import run_paper
 
     write_square_folders(tmp_path, (("train", 12, 0), ("test", 3, 0), ("bright", 3, 60), ("dim", 3, -80)),
                          {"red_thing": (200, 30, 30), "blue_thing": (30, 30, 200), "green_thing": (30, 200, 30)}, size=32)

@@ -18,7 +18,6 @@ recorded on other machines then need refreshing there, or removing).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -26,38 +25,15 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from cliplab import paths
-from cliplab.claims import evaluate, load_claims
-from cliplab.runner import papers, run_paper
+from cliplab.core import paths
+from cliplab.core.claims import evaluate, load_claims
+from cliplab.core.fingerprint import numeric_fingerprint
+from cliplab.core.runner import papers, run_paper
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
 GOLDEN_ATOL = 1e-6  # the metrics.json of one machine are bit-identical run to run; this only absorbs JSON rounding
-
-
-def numeric_fingerprint() -> str:
-    """A hash of the output bits of the kernels the notebooks lean on (GEMM, batched GEMM, convolution,
-    exp, log-softmax, layer norm, GELU, reductions, the Gaussian generator), at one thread and at torch's
-    default thread count, plus the torch version: machines that agree on it round the same way."""
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(67, 129, generator=g), torch.randn(129, 93, generator=g)
-    images, kernel = torch.randn(4, 8, 33, 33, generator=g), torch.randn(16, 8, 3, 3, generator=g)
-    outs: list[torch.Tensor] = []
-    default_threads = torch.get_num_threads()
-    for threads in sorted({1, default_threads}):
-        torch.set_num_threads(threads)
-        try:
-            outs += [a @ b, torch.bmm(a.expand(3, -1, -1), b.expand(3, -1, -1)), F.conv2d(images, kernel, padding=1),
-                     a.exp(), a.log_softmax(-1), F.layer_norm(a, (129,)), F.gelu(a), a.sum(0), a.norm(dim=1),
-                     torch.randn(1000, generator=torch.Generator().manual_seed(1))]
-        finally:
-            torch.set_num_threads(default_threads)
-    digest = hashlib.sha256(f"torch {torch.__version__}, {default_threads} threads".encode())
-    for out in outs:
-        digest.update(out.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:12]
 
 
 def golden_variants(paper: str) -> dict[str, dict]:

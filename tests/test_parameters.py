@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cliplab.parameters import Parameter, ParameterError, parse_assignments, read_parameters, resolve
+from cliplab.core.parameters import Parameter, ParameterError, parse_assignments, read_parameters, resolve
 
 
 def test_reads_declarations_in_order(demo_project: Path) -> None:

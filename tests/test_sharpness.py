@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
 
-from cliplab import separable_toy, sharpness as sh
-from cliplab.sharpness import SharpnessConfig, sharpness
-from cliplab.sharpness_analysis import tau_by_factor
+from cliplab.sharpness import measures as sh, separable_toy
+from cliplab.sharpness.measures import SharpnessConfig, sharpness
+from cliplab.sharpness.analysis import tau_by_factor
 from cliplab.stats import kendall_tau
 
 torch.set_num_threads(1)

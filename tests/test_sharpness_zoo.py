@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from scipy import stats as sps
 
-from cliplab import sharpness_zoo as sz
-from cliplab.sharpness import SharpnessConfig, sharpness
+from cliplab.sharpness import zoo as sz
+from cliplab.sharpness.measures import SharpnessConfig, sharpness
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for cliplab.shortcut_images: rendering, footprint, saturation, probes and a tiny end-to-end run."""
+"""Tests for cliplab.shortcut.images: rendering, footprint, saturation, probes and a tiny end-to-end run."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cliplab import shortcut as sc
-from cliplab import shortcut_images as si
+from cliplab.shortcut import images as si
 
 
 @pytest.mark.parametrize("ratio", [1, 2, 3, 5])

@@ -1,4 +1,4 @@
-"""cliplab.stacked_mlp: K weight sets in one pass equal K separate forwards; anything else is declined."""
+"""cliplab.sharpness.stacked_mlp: K weight sets in one pass equal K separate forwards; anything else is declined."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from cliplab.stacked_mlp import CHUNK_ELEMENTS, stacked_forward, stacked_mlp_plan
+from cliplab.sharpness.stacked_mlp import CHUNK_ELEMENTS, stacked_forward, stacked_mlp_plan
 
 torch.set_num_threads(1)
 K = 5

@@ -1,4 +1,4 @@
-"""cliplab.models.zoo: params validation, one tiny zoo model end to end, and its card checked independently."""
+"""cliplab.zoo: params validation, one tiny zoo model end to end, and its card checked independently."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from cliplab.models import load_model
-from cliplab.models.zoo import (
+from cliplab.zoo import (
     CARD_JSON,
     CARD_MD,
     CONCEPTS_CSV,

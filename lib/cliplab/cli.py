@@ -1,6 +1,7 @@
-"""``cliplab`` command line: list | run PAPER | replicate | report.
+"""``cliplab`` command line: list | run PAPER | replicate | report | new PAPER | stages | zoo | sample-data.
 
-Exit codes: 0 success, 1 a run or check failed, 2 bad input (nothing was touched).
+The top layer: the one module that wires the workbench core, the model zoo and the scaffolding together
+(docs/architecture.md). Exit codes: 0 success, 1 a run or check failed, 2 bad input (nothing was touched).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cliplab import paths
-from cliplab.claims import ClaimsError, load_claims, write_report
-from cliplab.parameters import ParameterError, parse_assignments
-from cliplab.runner import RunFailed, declared_parameters, papers, run_paper
+from cliplab.core import paths
+from cliplab.core.claims import ClaimsError, load_claims, write_report
+from cliplab.core.parameters import ParameterError, parse_assignments
+from cliplab.core.runner import RunFailed, declared_parameters, papers, run_paper
+from cliplab.core.scaffold import ScaffoldError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -93,8 +95,31 @@ def cmd_replicate(args: argparse.Namespace, root: Path) -> int:
     return EXIT_OK
 
 
+def cmd_new(args: argparse.Namespace, root: Path) -> int:
+    """Scaffold a paper, run its smoke notebook once and keep those metrics as this CPU's golden variant."""
+    from cliplab.core import scaffold
+
+    written = scaffold.new_paper(root, args.paper, args.title)
+    print("written: " + ", ".join(written))
+    result = run_paper(args.paper, smoke=True, root=root)
+    golden = scaffold.record_golden(root, args.paper, (result.out_dir / "metrics.json").read_bytes())
+    print(f"{args.paper}: smoke run done in {result.seconds:.1f}s -> {result.out_dir}; golden smoke metrics "
+          f"recorded at {golden.relative_to(root)}")
+    print(f"next: replace the toy experiment in lib/cliplab/{args.paper}/ and the example claim, then "
+          "`make test` (README: 'Adding a paper')")
+    return EXIT_OK
+
+
+def cmd_stages(args: argparse.Namespace, root: Path) -> int:
+    """Rewrite dvc.yaml from params.yaml's papers and the code's import graph."""
+    from cliplab.core import pipeline
+
+    print(f"written {pipeline.write(root).relative_to(root)}")
+    return EXIT_OK
+
+
 def cmd_sample_data(args: argparse.Namespace, root: Path) -> int:
-    from cliplab.sample_data import write_sample
+    from cliplab.core.sample_data import write_sample
 
     out = write_sample(root / args.out_dir)
     print(f"sample data written to {out}")
@@ -126,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--smoke", action="store_true", help="score the smoke outputs")
     p_report.set_defaults(func=cmd_report)
 
+    p_new = sub.add_parser("new", help="scaffold a new replication (package, notebook, claims, params, stages, test)")
+    p_new.add_argument("paper", help="lower-case identifier, e.g. my_paper")
+    p_new.add_argument("--title", help="the notebook's title (default: from the name)")
+    p_new.set_defaults(func=cmd_new)
+
+    p_stages = sub.add_parser("stages", help="rewrite dvc.yaml from params.yaml and the code's import graph")
+    p_stages.set_defaults(func=cmd_stages)
+
     sub.add_parser("zoo", help="the model zoo: 'zoo [--smoke] list', 'zoo [--smoke] train NAME... | --all'")
 
     p_sample = sub.add_parser("sample-data", help="write the deterministic default contents of data/")
@@ -136,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["zoo"]:  # its own argparse (cliplab.models.zoo.main), so `cliplab zoo --help` is the zoo's
-        from cliplab.models import zoo
+    if argv[:1] == ["zoo"]:  # its own argparse (cliplab.zoo.main), so `cliplab zoo --help` is the zoo's
+        from cliplab import zoo
 
         try:
             return zoo.main(argv[1:])
@@ -147,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = paths.project_root()
         return args.func(args, root)
-    except (ParameterError, FileNotFoundError) as err:
+    except (ParameterError, ScaffoldError, FileNotFoundError) as err:
         return _fail(EXIT_USAGE, str(err))
     except ClaimsError as err:
         return _fail(EXIT_FAILED, str(err))

@@ -17,7 +17,8 @@ from cliplab.frequency.image import ClipTagger, GroundTruthTagger, Scorer, Tagge
 from cliplab.frequency.lemmas import IdentityLemmas, LemmaTable, english_lookup
 from cliplab.frequency.matched import Misalignment, matched_counts, matched_hits, misaligned, misalignment_degree
 from cliplab.frequency.readers import FORMATS, BadRow, BadRows, Part, plan_parts, read_part
-from cliplab.frequency.text import PhraseMatcher, tokenize
+from cliplab.frequency.phrases import PhraseMatcher
+from cliplab.frequency.tokens import tokenize
 
 __all__ = [
     "FORMATS", "BadRow", "BadRows", "ClipTagger", "ConceptSet", "CountResult", "GroundTruthTagger", "Hits",

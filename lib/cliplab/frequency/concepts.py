@@ -12,7 +12,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pandas as pd
 
 from cliplab.frequency.lemmas import LemmaSpec, LemmaTable, resolve_lemmas
-from cliplab.frequency.text import tokenize
+from cliplab.frequency.tokens import tokenize
 
 
 class ConceptSet:

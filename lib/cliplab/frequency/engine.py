@@ -22,7 +22,7 @@ import pandas as pd
 from cliplab.frequency.concepts import ConceptSet
 from cliplab.frequency.hits import Hits, concat_keys
 from cliplab.frequency.readers import BadRows, Part, plan_parts, read_part
-from cliplab.frequency.text import PhraseMatcher
+from cliplab.frequency.phrases import PhraseMatcher
 
 
 @dataclass(frozen=True)

@@ -221,11 +221,11 @@ def train_world_model(entry: Any, folder: str | Path, world_params: Mapping[str,
     (TrainConfig fields, e.g. fewer ``steps`` to fit a time budget, or ``num_threads``) replace some.
     """
     from cliplab.models import load_model, train_clip
-    from cliplab.models.zoo import ZooEntry, render_corpus
+    from cliplab.zoo import ZooEntry, render_corpus
     from cliplab.world import World
 
     if not isinstance(entry, ZooEntry):
-        raise TypeError(f"entry must be a ZooEntry (cliplab.models.zoo.read_zoo), got {type(entry).__name__}")
+        raise TypeError(f"entry must be a ZooEntry (cliplab.zoo.read_zoo), got {type(entry).__name__}")
     train = {**entry.train, **dict(train_overrides or {})}
     if "steps" in (train_overrides or {}):
         train.pop("epochs", None)
@@ -269,7 +269,7 @@ def misalignment_control(entry: Any, levels: Sequence[float], *, steps: int, per
     """
     from tqdm.auto import tqdm
 
-    from cliplab.models.zoo import colour_templates
+    from cliplab.zoo import colour_templates
 
     bad = [lv for lv in levels if isinstance(lv, bool) or not isinstance(lv, (int, float)) or not 0.0 <= lv <= 1.0]
     if bad:

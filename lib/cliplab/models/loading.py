@@ -188,7 +188,7 @@ def default_zoo_dir() -> Path:
     """``$CLIPLAB_ZOO_DIR``, else ``<project root>/zoo``."""
     if os.environ.get(ZOO_ENV):
         return Path(os.environ[ZOO_ENV])
-    from cliplab import paths
+    from cliplab.core import paths
 
     return paths.zoo_dir(paths.project_root())
 

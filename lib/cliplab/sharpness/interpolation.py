@@ -37,7 +37,7 @@ import copy
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cliplab.sharpness import SharpnessConfig, layerwise_sharpness, sharpness
-from cliplab.sharpness_zoo import TaskData, single_threaded
+from cliplab.sharpness.measures import SharpnessConfig, layerwise_sharpness, sharpness
+from cliplab.sharpness.zoo import TaskData, single_threaded
 from cliplab.stats import kendall_tau
 
 State = dict[str, Tensor]

@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cliplab.shortcut import (
-    accuracy, fit_lda, hard_decision, latent_mean, probe_grid, reliance, sample_latents, single_threaded,
-)
+from cliplab.core.threads import single_threaded
+from cliplab.shortcut.framework import latent_mean, probe_grid, sample_latents
+from cliplab.shortcut.reference import accuracy, fit_lda, hard_decision, reliance
 
 IMAGE_RESULT_COLUMNS: tuple[str, ...] = (
     "arch", "footprint_ratio", "rho_s", "seed", "n_probes", "reliance_model", "reliance_lda", "bias",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import yaml
 
-from cliplab import paths
+from cliplab.core import paths
 
 if TYPE_CHECKING:
     import pandas as pd

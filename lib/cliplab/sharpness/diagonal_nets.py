@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from cliplab.sharpness import SharpnessConfig, sharpness
+from cliplab.sharpness.measures import SharpnessConfig, sharpness
 
 
 class DiagonalNet(nn.Module):

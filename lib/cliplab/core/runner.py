@@ -19,8 +19,8 @@ from typing import Any, Mapping
 import jupytext
 import yaml
 
-from cliplab import paths
-from cliplab.parameters import Parameter, ParameterError, read_parameters, resolve
+from cliplab.core import paths
+from cliplab.core.parameters import Parameter, ParameterError, read_parameters, resolve
 
 OUTPUT_FILES = ("executed.ipynb", "params.json", "metrics.json")  # published in this order, metrics last
 PROJECT_KERNEL = "cliplab"

@@ -119,7 +119,7 @@ def read_zoo(params: dict[str, Any], smoke: bool = False) -> list[ZooEntry]:
     if not isinstance(params, dict):
         raise TypeError(f"params must be the parsed params.yaml (a dict), got {type(params).__name__}")
     if "zoo" not in params:
-        raise ValueError("params has no 'zoo:' block; add one with a 'models:' list (see cliplab.models.zoo)")
+        raise ValueError("params has no 'zoo:' block; add one with a 'models:' list (see cliplab.zoo)")
     zoo = params["zoo"]
     if not isinstance(zoo, dict):
         raise ValueError(f"zoo: must be a mapping with 'models:', got {type(zoo).__name__}")
@@ -630,7 +630,7 @@ def read_params(path: str | Path | None = None) -> dict[str, Any]:
     import yaml
 
     if path is None:
-        from cliplab import paths
+        from cliplab.core import paths
 
         path = paths.params_path(paths.project_root())
     path = Path(path)

@@ -34,7 +34,7 @@ which are buffers and never perturbed.
 Cost per batch and restart: worst-case ``n_iters`` forward+backward passes plus one forward (the loss at each
 iterate comes from the same forward that gives the next gradient), with δ kept as one flat vector so the ascent
 and projection cost a few tensor ops per step; average-case one batched forward of K perturbed models (one
-GEMM per layer for an ``nn.Sequential`` MLP, ``cliplab.stacked_mlp``; ``torch.func.vmap`` over the noise dimension
+GEMM per layer for an ``nn.Sequential`` MLP, ``cliplab.sharpness.stacked_mlp``; ``torch.func.vmap`` over the noise dimension
 for any other model) or K forwards with ``vectorize=False``. The K·P Gaussian draws are the same in both and
 bound the batched path's speed-up on CPU (≈ 2.5 ns each; 20–60 % of its time in ``benchmarks/bench_sharpness.py``).
 """
@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from cliplab.stacked_mlp import StackedMLPPlan, stacked_forward, stacked_mlp_plan
+from cliplab.sharpness.stacked_mlp import StackedMLPPlan, stacked_forward, stacked_mlp_plan
 
 ParamFilter = str | Callable[[str, Tensor], bool] | None
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -79,7 +79,7 @@ class SharpnessConfig:
     step_schedule: "apgd" halves the step at the APGD checkpoints, "constant" never (plain ascent).
     param_filter: which parameters are perturbed (regex searched in the name, predicate, or None = all).
     vectorize/chunk_size: average-case batching over noise samples; chunk_size = noise samples per batched
-    forward, None = automatic: for a plain MLP (``cliplab.stacked_mlp``) as many as keep one layer's K·m
+    forward, None = automatic: for a plain MLP (``cliplab.sharpness.stacked_mlp``) as many as keep one layer's K·m
     activations within 2^18 floats (1 MiB), for any other model (vmap) max(1, 4096 // batch size); it bounds
     memory for large models, and values do not depend on it.
     """
@@ -427,7 +427,7 @@ class _Objective:
 
         Both paths build the perturbed weights with the same fused ``addcmul`` from the same tensors; the
         batched path writes them over ``eps`` (one K-stacked set, no second multi-MB allocation), then runs the
-        K forwards as one GEMM per layer where the model is a plain MLP (``cliplab.stacked_mlp``), else as one
+        K forwards as one GEMM per layer where the model is a plain MLP (``cliplab.sharpness.stacked_mlp``), else as one
         ``vmap`` of the forward; the K losses then come from one batched op where the loss is the default
         cross-entropy (``stacked_cross_entropy``), else from the user's loss vmapped over the logits.
         """

@@ -38,10 +38,10 @@ from scipy import stats as sps
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from cliplab.sharpness import SharpnessConfig, sharpness
-from cliplab.sharpness_analysis import tau_by_factor
+from cliplab.sharpness.measures import SharpnessConfig, sharpness
+from cliplab.sharpness.analysis import tau_by_factor
 from cliplab.stats import kendall_tau
-from cliplab.threads import single_threaded
+from cliplab.core.threads import single_threaded
 
 ARCHS: tuple[str, ...] = ("cnn", "mlp")
 OOD_DOMAINS: tuple[str, ...] = ("textured", "sketch", "noisy")
