@@ -15,7 +15,7 @@
 #
 # **Paper:** Udandarao, Prabhu, Ghosh, Sharma, Torr, Bibi, Albanie, Bethge. *No "Zero-Shot" Without Exponential
 # Data: Pretraining Concept Frequency Determines Multimodal Model Performance.* NeurIPS 2024.
-# Spec: paper card `concept_frequency.md`; library: `cliplab.frequency` (counting engine, `scaling` fits,
+# Spec: `docs/papers/concept_frequency.md`; library: `cliplab.frequency` (counting engine, `scaling` fits,
 # `experiment` glue).
 #
 # **Claims tested** (see `replications/concept_frequency/claims.yaml`):
@@ -30,9 +30,9 @@
 #
 # **Reproduce:** `cliplab run concept_frequency` (smoke check: `cliplab run concept_frequency --smoke`).
 #
-# **Runtime (2 shared CPU cores):** about 230 s at default scale in `make replicate`, of which ≈ 175 s train the
-# four 300-step models of the misalignment control (`--set 'misalignment_train_levels=[]'` skips them: ≈ 55 s);
-# 18 s with `smoke=True` (about 50 s while other jobs kept the load at 5), plus the one-off smoke-zoo training.
+# **Runtime:** `make bench` measures it on the machine at hand (the README's table of targets); the last cell prints this
+# run's wall time. The zoo is trained once, before the first run, by `cliplab zoo train`.
+# (`--set 'misalignment_train_levels=[]'` skips the four models of the misalignment control, its slowest part.)
 #
 # **Real path:** `cliplab run concept_frequency --set real_model=ViT-B-32 --set real_pretrained=laion400m_e32
 # --set real_corpus=captions.parquet --set real_images=imagenet_val/` counts the folder's class names in the
@@ -89,6 +89,7 @@ from cliplab import plots
 from cliplab.core import paths
 from cliplab.core.artifacts import Artifacts
 from cliplab.core.claims import check_claims, results_table
+from cliplab.frequency import narrative
 from cliplab.frequency import experiment as ex
 from cliplab.frequency import scaling as sc
 
@@ -422,45 +423,43 @@ else:
 # %% [markdown]
 # ## 6. How to read the verdicts
 #
+# The list below the next cell is rendered from this run's metrics. What it means:
+#
 # * **C1, C2, C5 (slope).** Read the slope and its CI, not the binned ρ: per-concept accuracy is noisy (16
-#   test images per concept) so the unbinned r is small, as in the paper (0.23–0.42), while the binned ρ is
-#   high — the card's warning that binned ρ is not a stable headline applies here too. Our slopes are steeper
-#   than the paper's 5–10 points/decade (a smaller multiplier): the world's concepts are easy to separate once
-#   seen and the counts span only about 2.5 decades, so the absolute slope and multiplier are not comparable
-#   with web-scale models (card §6, "cannot show faithfully"). The within-sprite slope of the permutation
-#   control (section 4a) shows that the trend is not a concept-difficulty artefact. The model-size control
-#   compares one bigger tower on one world; its CI decides whether "bigger models flatten the slope" is seen.
-# * **C3.** Read the per-domain table. Three of the four models keep a positive pooled slope on the held-out
-#   domains with its CI above 0; tiny-s1's pooled CI reaches just below 0, and the check asks for every model.
-#   The signal comes mostly from the noisy domain (slopes ≈ 7–14 points/decade) and, for three models, the
-#   sketch domain; textured is flat for every model. With 6 images per concept and domain the per-cell CIs are
-#   wide (tiny-s1's noisy slope ≈ 7 has a CI from about −1 to 14), so the miss is one model whose trend is
-#   positive but not resolved at this sample size — a question of power, not a reversal. It is also a
-#   different manipulation from the paper's near-duplicate pruning (held-out rendering domains lower the
-#   train–test similarity of every image at once).
+#   test images per concept), so the unbinned r is small, as in the paper, while the binned ρ can be high — the
+#   card's warning that binned ρ is not a stable headline applies here too. A slope steeper than the paper's
+#   (a smaller multiplier) is expected: the world's concepts are easy to separate once seen and the counts span
+#   few decades, so the absolute slope and multiplier are not comparable with web-scale models (card §6,
+#   "cannot show faithfully"). The within-sprite slope of the permutation control (section 4a) shows whether
+#   the trend is a concept-difficulty artefact. The model-size control compares one bigger tower on one world;
+#   its CI decides whether "bigger models flatten the slope" is seen.
+# * **C3.** Read the per-domain table. The check asks for every model's pooled held-out slope to have its CI
+#   above 0. With 6 images per concept and domain the per-cell CIs are wide, so a model whose slope is positive
+#   but whose CI reaches 0 is a question of power, not a reversal. It is also a different manipulation from the
+#   paper's near-duplicate pruning (held-out rendering domains lower the train–test similarity of every image at
+#   once).
 # * **C6 (not testable here).** Every part holds by construction: the misalignment is injected, the long tail
 #   is the generator's Zipf setting, and the two corpora we can compare (15k and 50k of one world) are nested
-#   samples of one distribution, so their counts correlate by design (ρ ≈ 0.95 in the metrics). What the run
-#   does test is the paper's measurement on injected swaps: its definition counts a swapped caption as
-#   misaligned only when it shares no concept with the image, which is why the measured degree sits slightly
-#   below the injected rate. The trained misalignment control (section 4d; the
-#   `tiny-c15k-s0` recipe for 300 steps at 0, 5, 15 and 35 % swaps) shows what misalignment does: top-1 falls
-#   steadily (≈ 0.29 / 0.26 / 0.19 / 0.05), while the slope on matched counts stays within its CIs up to 15 %
-#   (≈ 24 / 18 / 25 points/decade, CIs ≈ ±8) and collapses only at 35 % (≈ 8, CI ≈ 2–15) — at this training
-#   length a third of wrong captions mostly stops the model learning at all. Moderate misalignment costs
-#   accuracy everywhere rather than flattening the frequency trend.
-# * **C7.** The "Let it Wag!" analogue takes the rarest 10 % of *seen* concepts (24 per model). If it does not
-#   replicate, the likely reason is power and range: tail concepts here still have tens of matched
-#   occurrences (our Zipf tail is short compared with web data, where Let it Wag! concepts are orders of
-#   magnitude rarer than ImageNet classes), and 24 concepts × 16 images give wide CIs (the smallest CI low is
-#   below 0). The sign of the gap agrees with the paper for every model (9–13 points); its size is about half
-#   the paper's 22.7 points.
+#   samples of one distribution, so their counts correlate by design. What the run does test is the paper's
+#   measurement on injected swaps: its definition counts a swapped caption as misaligned only when it shares no
+#   concept with the image, which is why the measured degree sits slightly below the injected rate. The trained
+#   misalignment control (section 4d) shows what misalignment does to accuracy and to the slope: if top-1 falls
+#   while the slope's CI keeps overlapping the clean one, misalignment costs accuracy everywhere rather than
+#   flattening the frequency trend.
+# * **C7.** The "Let it Wag!" analogue takes the rarest 10 % of *seen* concepts. If it does not replicate, the
+#   likely reason is power and range: tail concepts here still have tens of matched occurrences (our Zipf tail
+#   is short compared with web data, where Let it Wag! concepts are orders of magnitude rarer than ImageNet
+#   classes), and a few dozen concepts × 16 images give wide CIs.
 # * **Counting noise (section 4c).** Text-only counts equal the matched counts here (no misalignment in the
 #   zoo worlds). The CLIP tagger and the simulated taggers change the slope and the binned ρ: recall loss alone
 #   rescales counts and barely moves the slope, false positives compress the low end and steepen it; compare
 #   the rows before trusting a slope computed from tagger counts. The CLIP tagger (`small-s0`) was trained on the
 #   very corpus it tags, so its recall itself grows with a concept's frequency: its counts are circular in a way
-#   RAM++ on LAION is not, and part of the steeper slope from its counts may be that circularity.
+#   RAM++ on LAION is not, and part of a steeper slope from its counts may be that circularity.
+
+# %%
+if not real_mode:
+    display(Markdown(narrative.reading(art.metrics, verdicts, primary=key(primary), domains=ood_domains)))
 
 # %%
 print(f"wall time {time.perf_counter() - t_start:.1f} s")

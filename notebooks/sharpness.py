@@ -14,9 +14,9 @@
 # # Sharpness vs generalization, and sharpness along CLIP weight interpolation — CPU replication
 #
 # **Papers.** (A) Andriushchenko, Croce, Müller, Hein, Flammarion. *A Modern Look at the Relationship between
-# Sharpness and Generalization.* ICML 2023 (arXiv 2302.07011), card `sharpness_vs_generalization.md`.
+# Sharpness and Generalization.* ICML 2023 (arXiv 2302.07011), notes `docs/papers/sharpness_vs_generalization.md`.
 # (B) Abdollahpoorrostam. *In Search of the Successful Interpolation: On the Role of Sharpness in CLIP
-# Generalization.* arXiv 2410.16476, card `sharpness_in_clip_interpolation.md`.
+# Generalization.* arXiv 2410.16476, notes `docs/papers/sharpness_in_clip_interpolation.md`.
 # Library: `cliplab.sharpness` (the measures), `cliplab.sharpness.analysis` (τ per factor),
 # `cliplab.sharpness.zoo` (Part A), `cliplab.sharpness.interpolation` (Part B), `cliplab.sharpness.diagonal_nets`,
 # `cliplab.sharpness.separable_toy`.
@@ -34,10 +34,8 @@
 #
 # **Reproduce:** `cliplab run sharpness` (smoke check: `cliplab run sharpness --smoke`).
 #
-# **Runtime (2 shared CPU cores, one torch thread):** about 190 s at default scale end to end in `make replicate`
-# (more on busy cores: 48-model zoo ≈ 34–68 s, CLIP interpolation with 3 fine-tuning seeds ≈ 130 s, diagonal
-# nets ≈ 2–19 s, kernel start-up and imports ≈ 12 s); about 37 s with `smoke=True` (≈ 20 s of compute, after the one-off
-# smoke-zoo training).
+# **Runtime:** `make bench` measures it on the machine at hand (the README's table of targets); the last cell prints this
+# run's wall time. The zoo is trained once, before the first run, by `cliplab zoo train`.
 #
 # Choices the papers leave open are stated where they are made (module docstrings have the full list). The
 # biggest: Part A's zoo is 48 two-hidden-layer MLPs on 16 px world images (not ResNets/ViTs on CIFAR/ImageNet);
@@ -101,6 +99,7 @@ from cliplab.sharpness import interpolation as ip
 from cliplab.sharpness import zoo as sz
 from cliplab.core.artifacts import Artifacts
 from cliplab.core.claims import check_claims, results_table
+from cliplab.sharpness import narrative
 from cliplab.sharpness.diagonal_nets import DiagonalNetsConfig, diagonal_net_population
 from cliplab.sharpness.separable_toy import make_separable_toy, scale_curve
 from cliplab.sharpness.measures import SharpnessConfig
@@ -203,7 +202,7 @@ pivot.round(2)
 
 # %% [markdown]
 # ## 5. Scale dependence (A-C4)
-# (a) The card's linear separable toy (closed-form m = 1 worst case, ρ = 0.5 relative to ‖w‖): sharpness of
+# (a) The card's linear separable toy (closed-form m = 1 worst case, radius ρ set to 0.5 × ‖w‖): sharpness of
 # α·w over α ∈ [2⁻¹⁰, 2¹⁰], raw and with normalised logits. (b) A trained zoo model whose last layer is
 # multiplied by α (its logits scale by α): adaptive worst-case L∞ sharpness, raw vs normalised.
 
@@ -245,8 +244,8 @@ head.pivot(index="scale", columns="normalize_logits", values="loss_sharpness")
 # %% [markdown]
 # ## 6. Diagonal linear networks (A-C3)
 # y = ⟨u⊙v, x⟩ on 90 %-sparse regression with d = 200 > n = 100; the networks differ in initialisation scale,
-# which moves the interpolator from sparse (generalises) to dense (does not). The third-party re-run reports
-# τ(adaptive worst-case, gap) ≈ −0.69: sharper nets generalise *better* here.
+# which moves the interpolator from sparse (generalises) to dense (does not). For τ(adaptive worst-case, gap)
+# the card quotes a third-party re-run's ≈ −0.69: sharper nets generalise *better* here.
 
 # %%
 t0 = time.perf_counter()
@@ -417,52 +416,40 @@ display(results_table(verdicts))
 # %% [markdown]
 # ## 11. How to read the verdicts
 #
-# * **A-C1 (does not replicate at default scale).** The headline definition's τ with test error is weak
-#   (≈ −0.24, the first half of the claim holds), but its τ with the learning rate is weaker still (≈ +0.14):
-#   in this zoo sharpness tracks batch size and label noise more than the learning rate (see the heatmap's
-#   hyperparameter columns), so the "correlates with training parameters *such as the learning rate*" half
-#   fails for this definition, while the median over the 16 definitions does rank the learning rate above test
-#   error. Likely reasons: tiny MLPs trained 15 epochs at a constant rate underfit (mean train error ≈ 0.39),
-#   so the learning rate mostly changes *how far* training got rather than which minimum it settled in — the
-#   edge-of-stability mechanism behind the paper's lr effect needs converged models. The per-factor table
-#   shows the paper's deeper point directly: within single factors τ(sharpness, test error) takes both signs
-#   (label noise positive; batch size, learning rate, weight decay negative).
-# * **A-C2 (does not replicate by our check).** τ(sharpness, OOD error) is negative (≈ −0.14) and negative for
-#   15 of the 16 definitions, but its bootstrap CI over 48 models includes 0. The sign agrees with the paper;
-#   the population is too small (and the OOD domains too far from the training domain: OOD error ≈ 0.69) to
-#   call it consistent.
+# The list below the next cell is rendered from this run's metrics. What it means:
+#
+# * **A-C1.** The claim has two halves: sharpness correlates weakly with test error, and more with training
+#   parameters *such as the learning rate*. In this zoo sharpness can track batch size and label noise more than
+#   the learning rate (see the heatmap's hyperparameter columns). Tiny MLPs trained 15 epochs at a constant rate
+#   underfit, so the learning rate mostly changes *how far* training got rather than which minimum it settled
+#   in — the edge-of-stability mechanism behind the paper's lr effect needs converged models. The per-factor
+#   table shows the paper's deeper point directly: within single factors τ(sharpness, test error) can take both
+#   signs, so a population-level τ depends on which factors happen to vary.
+# * **A-C2.** The check asks for a consistently negative τ with OOD error: its bootstrap CI over the zoo's
+#   models must lie below 0. A negative sign whose CI includes 0 agrees with the paper but does not resolve it;
+#   the zoo is small and the OOD domains are far from the training domain.
 # * **A-C3.** Diagonal networks differ only in initialisation scale here (the card marks the varied quantity as
 #   uncertain); the sign of τ is the comparable quantity, not its magnitude.
 # * **A-C4.** The toy curve is the released notebook's recipe and numbers; on the zoo model only the last layer
 #   is rescaled, so the logits scale exactly by α and normalised adaptive sharpness must not move.
 # * **Part B in general.** Everything about Part B's method is reconstructed (no code or numbers were
 #   released); the backbone is a 4.6M-parameter CLIP (3.0M in its image tower) trained on 50k procedural
-#   captions, and its zero-shot model is *less* robust than the fine-tuned one (mean OOD accuracy ≈ 0.45 vs
-#   ≈ 0.51), so WiSE-FT's premise — a robust zero-shot endpoint — does not hold. Along this path ID and OOD
-#   accuracy are nearly monotone in α, and a τ over 11 nearly monotone curves is driven by their endpoints.
-#   The Part B verdicts are fragile: with an earlier zoo CLIP (same recipe, one torch thread instead of two,
-#   which changes its last bits) B-C1 and B-C3 came out "replicates", and every measure here is a τ over one
-#   near-monotone path per seed (three fine-tuning seeds).
-# * **B-W1 (does not replicate).** No interior α beats the fine-tuned endpoint out of distribution (best
-#   interior gain ≈ −0.005); OOD accuracy rises to α = 1 — the consequence of the non-robust zero-shot
-#   endpoint above.
-# * **B-C1 (does not replicate) / B-C2 (replicates by its check, read with care).** Whole-model adaptive
-#   worst-case sharpness has mean τ ≈ −0.66 with OOD accuracy (seeds −0.33, −0.75, −0.89; average-case ≈ −0.98):
-#   on this path it *does* track OOD accuracy, because both are nearly monotone in α, so C1's "not a reliable
-#   predictor" fails. The stragglers are the attention pool and the last residual stage on every seed (the two
-#   groups that drift most), and each on its own tracks OOD accuracy with mean |τ| ≈ 0.75 (seeds 0.99, 0.82,
-#   0.44), more than the whole model's 0.66, so C2's check passes. But the contrast the paper draws — stragglers
-#   track, the whole model does not — is not what this run shows: almost every layer tracks here (the head
-#   |τ| ≈ 0.96–1.0 on every seed, the stem 0.53–0.78), because the whole path is monotone. Until this run the
-#   straggler τ was taken on the stragglers' *averaged* sharpness (opposite trends cancelled) and sharpness was
-#   measured on the first 64 training images, 60 of them one class; both are fixed, and C2 moved from "does
-#   not" to "replicates" with them.
-# * **B-C3 (does not replicate).** The dense path has no interior gain (the failure mode, ≈ −0.005), and
-#   keeping 30 % of the straggler task vector does not beat the original endpoints anywhere on its path (best
-#   OOD accuracy ≈ 0.498 against the fine-tuned model's ≈ 0.506; −0.008 averaged per seed). At 10 % the sparse
-#   path shows an interior gain over its *own* ends (+0.006), but only because its α = 1 end is far weaker
-#   (≈ 0.464): that is not mitigation, which is why the check compares with the dense path's endpoints.
-#   Sparsifying the stragglers does not mitigate the failure mode of this backbone.
+#   captions. WiSE-FT's premise is a zero-shot endpoint more robust than the fine-tuned one; where it does not
+#   hold, OOD accuracy rises toward α = 1 and no interior α can win. Along a path on which ID and OOD accuracy
+#   are nearly monotone in α, a τ over 11 points is driven by the endpoints, so whole-model and per-layer
+#   sharpness alike "track" OOD accuracy, and the contrast the paper draws — stragglers track, the whole model
+#   does not — cannot show. The Part B verdicts are fragile: a zoo CLIP trained earlier by the same recipe (one
+#   torch thread instead of two, which changes its last bits) gave other verdicts for B-C1 and B-C3, and every
+#   measure is a τ over one near-monotone path per fine-tuning seed. The straggler τ is taken per layer (not on
+#   the stragglers' averaged sharpness, where opposite trends cancel) and sharpness is measured on a
+#   seeded shuffle of the class-grouped data (a class-mixed subset); both were fixed after an earlier run, and C2's
+#   verdict moved with them.
+# * **B-C3.** Keeping part of the straggler task vector can give a sparse path an interior gain over its *own*
+#   ends only because its α = 1 end is weaker; that is not mitigation, which is why the check compares with the
+#   dense path's endpoints.
+
+# %%
+display(Markdown(narrative.reading(art.metrics, verdicts)))
 
 # %%
 timings["total"] = time.perf_counter() - t_start

@@ -54,8 +54,6 @@ def test_the_detector_flags_typed_results_and_passes_settings_and_paper_numbers(
         assert not result_like_numbers(fine), fine
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 open: the four notebooks' prose still types results; "
-                   "rendering it from metrics (a narrative module per paper) is the next step")
 @pytest.mark.parametrize("paper", papers(REPO))
 def test_notebook_markdown_states_no_result_or_runtime(paper: str) -> None:
     nb = jupytext.read(REPO / "notebooks" / f"{paper}.py")

@@ -10,9 +10,10 @@ import ast
 import json
 import operator
 import string
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -201,7 +202,15 @@ def check_claims(claims_file: Path, metrics: Mapping[str, float] | None) -> list
     return results
 
 
-def results_table(results: list[ClaimResult]) -> "pd.DataFrame":
+def status_of(results: Sequence[ClaimResult], claim_id: str) -> str:
+    """The status of one claim among ``results`` (what a notebook's narrative says about it)."""
+    for result in results:
+        if result.claim.id == claim_id:
+            return result.status
+    raise KeyError(f"no claim {claim_id!r} among {[r.claim.id for r in results]}")
+
+
+def results_table(results: list[ClaimResult]) -> pd.DataFrame:
     """The verdicts as a table (claim, paper's number, ours, status) for display in a notebook."""
     import pandas as pd
 
