@@ -36,8 +36,6 @@ def test_reference_finder_reads_backticked_paths() -> None:
     assert referenced_paths(text) == {"docs/papers/x.md", "../shared/papers/y.md"}
 
 
-@pytest.mark.xfail(strict=False, reason="issue 21 open: notebooks still cite the paper cards outside the repo "
-                   "and docs/papers/ (the project's own protocol notes) is not written yet")
 @pytest.mark.parametrize("doc", _documents(), ids=lambda p: p.relative_to(REPO).as_posix())
 def test_every_referenced_file_is_in_the_repository(doc: Path) -> None:
     text = doc.read_text()

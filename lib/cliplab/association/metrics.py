@@ -1,4 +1,4 @@
-"""Single, Two, Two*, third-colour rate and CAB, exactly as the paper card (§2) defines them.
+"""Single, Two, Two*, third-colour rate and CAB, exactly as the protocol note (`docs/papers/concept_association_bias.md` §2) defines them.
 
 On a table of scored probes (columns ``kind``, ``query_colour``, ``other_colour``, ``predicted``):
 

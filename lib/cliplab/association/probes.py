@@ -1,6 +1,6 @@
 """Probe sets for the concept association bias: two objects side by side, plus single-object controls.
 
-Conditions (paper card §6):
+Conditions (`docs/papers/concept_association_bias.md` §6):
 
 * ``"natural"``:   strong concepts in their canonical colours (the lemon + eggplant case);
 * ``"unnatural"``: strong concepts recoloured to a colour that is neither their own nor their partner's

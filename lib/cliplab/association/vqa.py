@@ -1,4 +1,4 @@
-"""Mitigation and the VQA link (paper card C4): a Transformer head over a CLIP's image and text tokens.
+"""Mitigation and the VQA link (claim C4 of `docs/papers/concept_association_bias.md`): a Transformer head over a CLIP's image and text tokens.
 
 Standard CLIP lets image and text interact only through the dot product of two pooled embeddings, which is
 what makes it behave like a bag of concepts. The head here reads the *token* outputs of both encoders:

@@ -1,7 +1,7 @@
 """Fits of zero-shot accuracy on concept frequency: slopes, correlations, binned ρ, multipliers, tails.
 
-Pure functions on a concept-keyed DataFrame (one row per concept, or per concept × task), as the paper card asks
-(``concept_frequency.md`` §2, §6):
+Pure functions on a concept-keyed DataFrame (one row per concept, or per concept × task), as the protocol note asks
+(``docs/papers/concept_frequency.md`` §2, §6):
 
 - :func:`fit_slope` — OLS slope of accuracy (points) on log10 frequency over concepts with f ≥ 1, with a
   percentile bootstrap CI over concepts (or over clusters, e.g. a concept seen in several worlds), optional

@@ -2,8 +2,9 @@
 
 Abdollahpoorrostam (2024) asks whether sharpness predicts which WiSE-FT interpolations θ(α) = (1−α)θ_zs + αθ_ft
 generalise out of distribution, finds that whole-model sharpness does not but the sharpness of a few
-"straggler" layers does, and that sparsifying the straggler layers' fine-tuning update helps (paper card
-``sharpness_in_clip_interpolation.md``). No code was released, so every choice below is ours and stated:
+"straggler" layers does, and that sparsifying the straggler layers' fine-tuning update helps
+(``docs/papers/sharpness_in_clip_interpolation.md``). No code was released, so every choice below is ours and
+stated:
 
 * **Model** (:class:`ZeroShotClassifier`): the CLIP image tower followed by a bias-free linear head on
   L2-normalised features, initialised to logit_scale × the zero-shot class embeddings (open_clip's

@@ -11,7 +11,7 @@ The scale c is 1 (standard) or |w0| (adaptive, elementwise), which makes the ada
 neuron-wise rescaling. Error sharpness, err(w0+δ*) − err(w0), is read at the worst-loss point. Logits can be
 normalised per example before the loss (``logit_normalize``), which removes the dependence on logit scale.
 
-Differences from ``tml-epfl/sharpness-vs-generalization`` (paper card §5), each with a regression test:
+Differences from ``tml-epfl/sharpness-vs-generalization`` (``docs/papers/sharpness_vs_generalization.md`` §5), each with a regression test:
 
 1. Random init works (uniform in the box, or uniform in the ellipsoid); restarts keep the best.
 2. Device-agnostic: everything runs where the model's parameters live.

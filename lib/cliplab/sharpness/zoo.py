@@ -2,7 +2,7 @@
 
 Andriushchenko et al. (ICML 2023) measure many sharpness definitions on populations of models that differ in
 training hyperparameters and ask whether sharpness predicts test error, the generalization gap or OOD error
-(paper card ``sharpness_vs_generalization.md`` §3). Here the population is trained on the procedural world:
+(``docs/papers/sharpness_vs_generalization.md`` §3). Here the population is trained on the procedural world:
 
 * **Task** (:class:`ZooTask`): classify the single-object images of ``n_classes`` world concepts (the world's
   eval streams: split ``"val"`` for training, ``"test"`` for testing; clean domain), downsampled to 16 px by

@@ -5,7 +5,7 @@ The framework separates a feature's *predictivity* (ρ_i = P(sign z_i = y)) from
 as z ~ N(y·μ, Σ) with μ_i = Φ⁻¹(ρ_i), embedded as e_i = α_i·w_i·z_i (w_i random unit vectors in R^d),
 optionally bent by η_i random tanh layers, and summed into x. A model's *reliance* on z_s is read off its hard
 decisions on a 30 × 30 grid of latent probes embedded the same way; *shortcut bias* is the model's reliance
-minus that of the Bayes-optimal LDA fitted to the same inputs (see the paper card ``shortcut_learning.md``).
+minus that of the Bayes-optimal LDA fitted to the same inputs (see ``docs/papers/shortcut_learning.md``).
 
 Training is batched: every (cell × seed) model of a sweep is one slice of a single stacked network trained
 with ``torch.bmm``, so a whole sweep costs seconds on a CPU.
