@@ -129,6 +129,7 @@ def test_sharpness_a_c1_reads_both_halves_of_the_claim() -> None:
     m = _smoke_metrics("sharpness") | {"A.C1.tau_test_error": -0.2, "A.C1.tau_lr": 0.1}
     text = sharpness.a_c1_reading(m, "does not replicate")
     assert "-0.20 (weak, as the claim says)" in text and "weaker still" in text
+    assert "(+0.10) is weaker still" in text
     assert "stronger, as the claim says" in sharpness.a_c1_reading(m | {"A.C1.tau_lr": 0.5}, "x")
     assert "all" not in sharpness.factor_taus(m)
 
@@ -136,7 +137,10 @@ def test_sharpness_a_c1_reads_both_halves_of_the_claim() -> None:
 def test_shortcut_c2_says_prefers_only_when_the_deep_reliance_ci_is_above_zero_where_lda_prefers_the_core() -> None:
     m = _smoke_metrics("shortcut_learning") | {"C2.reliance_lda": -0.5}
     assert "it prefers the less predictive feature" in shortcut.c2_reading(m | {"C2.reliance_deep_ci_low": 0.1}, "x")
-    assert "does not resolve a preference" in shortcut.c2_reading(m | {"C2.reliance_deep_ci_low": -0.1}, "x")
+    unresolved = m | {"C2.reliance_deep_ci_low": -0.1, "C2.reliance_deep_ci_high": 0.1}
+    assert "does not resolve a preference" in shortcut.c2_reading(unresolved, "x")
+    core = m | {"C2.reliance_deep_ci_low": -0.9, "C2.reliance_deep_ci_high": -0.4}
+    assert "relies on the core (reliance CI below 0), as LDA does" in shortcut.c2_reading(core, "x")
     assert "cannot show the claim" in shortcut.c2_reading(m | {"C2.reliance_lda": 0.2}, "x")
 
 

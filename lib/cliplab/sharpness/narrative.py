@@ -38,15 +38,15 @@ def _signs(taus: Mapping[str, float]) -> str:
 def a_c1_reading(metrics: Mapping[str, float], status: str) -> str:
     """A-C1: τ with test error vs τ with the learning rate; the underfit zoo; per-factor signs."""
     test, lr = metrics["A.C1.tau_test_error"], metrics["A.C1.tau_lr"]
-    halves = ("its τ with the learning rate is stronger, as the claim says" if abs(lr) > abs(test) else
-              "its τ with the learning rate is weaker still, so the \"correlates with training parameters such "
-              "as the learning rate\" half fails for this definition")
+    halves = (f"its τ with the learning rate ({lr:+.2f}) is stronger, as the claim says" if abs(lr) > abs(test)
+              else f"its τ with the learning rate ({lr:+.2f}) is weaker still, so the \"correlates with training "
+              "parameters such as the learning rate\" half fails for this definition")
     median = ("ranks the learning rate above test error" if metrics["A.C1.median_abs_tau_lr"] >
               metrics["A.C1.median_abs_tau_test_error"] else "does not rank the learning rate above test error")
     factors = factor_taus(metrics)
     within = f" Within single factors τ(sharpness, test error) {_signs(factors)}." if factors else ""
     return (f"**A-C1 ({status}).** The headline definition's τ with test error is {test:+.2f} "
-            f"({'weak, as the claim says' if abs(test) < 0.3 else 'not weak'}); {halves} ({lr:+.2f}); the "
+            f"({'weak, as the claim says' if abs(test) < 0.3 else 'not weak'}); {halves}; the "
             f"median over the 16 definitions {median}. Mean train error of the zoo is "
             f"{metrics['A.zoo.mean_train_error']:.2f}.{within}")
 

@@ -33,11 +33,17 @@ def c1_reading(metrics: Mapping[str, float], status: str) -> str:
 
 def c2_reading(metrics: Mapping[str, float], status: str) -> str:
     """C2: whether the deep model *prefers* the shortcut where the Bayes observer prefers the core."""
-    lda, deep_low = metrics["C2.reliance_lda"], metrics["C2.reliance_deep_ci_low"]
-    prefers = ("relies on the shortcut (reliance CI above 0) where LDA relies on the core: it prefers the less "
-               "predictive feature" if lda < 0 < deep_low else
-               "does not resolve a preference for the shortcut over the core" if lda < 0 else
-               "is read where LDA does not prefer the core, so the cell cannot show the claim")
+    lda, deep_low, deep_high = (metrics[f"C2.reliance{s}"] for s in ("_lda", "_deep_ci_low", "_deep_ci_high"))
+    if lda >= 0:
+        prefers = "is read where LDA does not prefer the core, so the cell cannot show the claim"
+    elif deep_low > 0:
+        prefers = ("relies on the shortcut (reliance CI above 0) where LDA relies on the core: it prefers the less "
+                   "predictive feature")
+    elif deep_high < 0:
+        prefers = ("relies on the core (reliance CI below 0), as LDA does: it is biased toward the shortcut but "
+                   "does not prefer it")
+    else:
+        prefers = "does not resolve a preference for the shortcut over the core (reliance CI contains 0)"
     return (f"**C2 ({status}).** At ρ_s = {metrics['C2.rho_s']:.2f}, α_s = {metrics['C2.alpha_s']:.0f} the depth-"
             f"{metrics['C2.depth']:.0f} ReLU model's reliance is {_ci(metrics, 'C2.reliance_deep')} against LDA's "
             f"{lda:+.3f}: it {prefers} (bias {metrics['C2.bias_deep']:+.3f}).")
