@@ -24,6 +24,11 @@ def ood_models(metrics: Mapping[str, float]) -> list[str]:
     return sorted(m.group(1) for k in metrics if (m := re.fullmatch(r"ood\.(\w+)\.pooled\.slope", k)))
 
 
+def tail_models(metrics: Mapping[str, float]) -> list[str]:
+    """Model keys with a rarest-concepts gap (``fit.<model>.gap``) in this run."""
+    return sorted(m.group(1) for k in metrics if (m := re.fullmatch(r"fit\.(\w+)\.gap", k)))
+
+
 def misalignment_levels(metrics: Mapping[str, float]) -> list[int]:
     """The caption-swap rates (percent) of the trained misalignment control in this run."""
     return sorted(int(m.group(1)) for k in metrics if (m := re.fullmatch(r"ctrl\.misalign\.m(\d+)\.slope", k)))
@@ -83,11 +88,11 @@ def misalignment_reading(metrics: Mapping[str, float]) -> str:
             f"{metrics['C6.spearman_corpora']:.2f}). Trained control: {rows}; {overlap}.")
 
 
-def tail_reading(metrics: Mapping[str, float], status: str, models: Sequence[str]) -> str:
+def tail_reading(metrics: Mapping[str, float], status: str) -> str:
     """C7: the rarest-concepts gap per model against the paper's Let-it-Wag! drop."""
     per_model = ", ".join(f"`{m}` {metrics[f'fit.{m}.gap']:.1f} [{metrics[f'fit.{m}.gap_ci_low']:.1f}, "
                           f"{metrics[f'fit.{m}.gap_ci_high']:.1f}] ({metrics[f'fit.{m}.n_tail']:.0f} concepts)"
-                          for m in models if f"fit.{m}.gap" in metrics)
+                          for m in tail_models(metrics))
     sign = ("positive for every model" if metrics["C7.gap_min"] > 0 else "not positive for every model")
     return (f"**C7 ({status}).** The rarest-concept gap (points) is {sign}: {per_model}; the mean "
             f"{metrics['C7.gap_mean']:.1f} is {metrics['C7.gap_mean'] / PAPER_WAG_GAP:.0%} of the paper's "
@@ -99,5 +104,5 @@ def reading(metrics: Mapping[str, float], verdicts: Sequence[ClaimResult], *, pr
     """The whole "how to read the verdicts" list (Markdown) of this run; ``primary`` is a model key."""
     statuses = {c: status_of(verdicts, c) for c in ("C1", "C2", "C3", "C5", "C7")}
     parts = [slope_reading(metrics, statuses, primary), ood_reading(metrics, statuses["C3"], domains),
-             misalignment_reading(metrics), tail_reading(metrics, statuses["C7"], ood_models(metrics))]
+             misalignment_reading(metrics), tail_reading(metrics, statuses["C7"])]
     return "\n".join(f"* {p}" for p in parts)
