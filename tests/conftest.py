@@ -53,6 +53,8 @@ claims:
     paper_value: "> 4"
     ours: "{C1.total:.2f}"
     check: "C1.total > 4"
+    replicates: {over: none}
+    frozen: {date: "2026-12-03", sha256: "401956713064a6e9"}
   - id: C2
     claim: "Needs data we cannot have."
     paper_value: "n/a"

@@ -61,8 +61,10 @@ def test_report_table(demo_project: Path) -> None:
     (demo_project / "replications/demo/metrics.json").write_text(json.dumps({"C1.total": 6.0}))
     path, text = write_report(demo_project, ["demo"])
     assert path == demo_project / "replications" / "REPORT.md" and path.read_text() == text
-    assert "| Demo paper | **C1** The total exceeds four. | > 4 | 6.00 | replicates |" in text
-    assert "| Demo paper | 1 | 0 | 0 | 1 |" in text
+    assert ("| Demo paper | **C1** The total exceeds four. | > 4 | 6.00 | none (needs 1) | C1.total = +6 > 4 ✓ | 1/1 "
+            "| replicates |") in text
+    assert "| Demo paper | 1 | 0 | 0 | 0 | 1 |" in text
+    assert claims.RULE in text
 
 
 @pytest.mark.parametrize(
@@ -71,8 +73,17 @@ def test_report_table(demo_project: Path) -> None:
      ("claims:\n  - {id: C1, claim: a, paper_value: b}\n", "has no check"),
      ("claims:\n  - {id: C1, claim: a, paper_value: b, check: 'x >'}\n", "not valid"),
      ("claims:\n  - {id: C1, claim: a, check: 'x > 1'}\n", "lacks paper_value"),
-     ("claims:\n  - {id: C1, claim: a, paper_value: b, check: 'x>1'}\n  - {id: C1, claim: a, paper_value: b, check: 'x>1'}\n",
-      "appears twice")],
+     ("claims:\n  - {id: C1, claim: a, paper_value: b, untestable: u}\n  - {id: C1, claim: a, paper_value: b, untestable: u}\n",
+      "appears twice"),
+     ("claims:\n  - {id: C1, claim: a, paper_value: b, check: 'x>1', frozen: {date: d, sha256: ca850e3911b0d6d3}}\n",
+      "lacks 'replicates:"),
+     ("claims:\n  - {id: C1, claim: a, paper_value: b, check: 'x>1', replicates: {over: seed}}\n", "is not frozen"),
+     ("claims:\n  - {id: C1, claim: a, paper_value: b, check: 'x>2', replicates: {over: seed},"
+      " frozen: {date: d, sha256: ca850e3911b0d6d3}}\n", "changed since it was frozen on d"),
+     ("claims:\n  - {id: C1, claim: a, paper_value: b, check: 'x>1', replicates: {over: none, min: 3},"
+      " frozen: {date: d, sha256: ca850e3911b0d6d3}}\n", "min must be 1"),
+     ("claims:\n  - {id: C1, claim: a, paper_value: b, check: 'x>1', replicates: {over: seed},"
+      " frozen: {date: d, sha256: ca850e3911b0d6d3}, revised: [{date: d, reason: r}]}\n", "without before")],
 )
 def test_malformed_claims_files(tmp_path: Path, yaml_text: str, needle: str) -> None:
     path = tmp_path / "claims.yaml"

@@ -175,7 +175,7 @@ def test_report_stage_depends_on_the_claims_code_and_every_paper(name: str) -> N
 def test_stage_deps_split_a_package_into_files_only_where_part_of_it_is_used(graph: im.Graph) -> None:
     deps = im.dep_paths(graph, graph.closure(["cliplab.core.claims"]), REPO)
     assert deps == ["lib/cliplab/__init__.py", "lib/cliplab/core/__init__.py", "lib/cliplab/core/claims.py",
-                    "lib/cliplab/core/paths.py"]
+                    "lib/cliplab/core/paths.py", "lib/cliplab/core/replicates.py"]
     whole = {m for m in graph.files if m.startswith("cliplab.world")}
     assert "lib/cliplab/world" in im.dep_paths(graph, whole | {"cliplab"}, REPO)
 

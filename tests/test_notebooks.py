@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from cliplab.core import paths
-from cliplab.core.claims import evaluate, load_claims
+from cliplab.core.claims import STATUSES, check_claims, evaluate, load_claims
 from cliplab.core.fingerprint import numeric_fingerprint
 from cliplab.core.runner import papers, run_paper
+from cliplab.core.verify import compare
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -63,6 +63,23 @@ def golden_verdict(paper: str, metrics: dict, variants: dict[str, dict], here: s
                     "this machine's with CLIPLAB_UPDATE_GOLDEN=1 if the code did not change results")
 
 
+def results_on_any_cpu(paper: str, metrics: dict) -> None:
+    """What must hold on every CPU, recorded or not: the verdicts use the scoreboard's vocabulary and are scored
+    over the smoke replicates, and the claims that are exact computations (``replicates: {over: none}``) give
+    the same metrics as every recorded variant, within the paper's tolerance (``cliplab.core.verify``)."""
+    claims_file = paths.claims_path(REPO, paper)
+    results = check_claims(claims_file, metrics, smoke=True)
+    assert {r.status for r in results} <= set(STATUSES), [r.status for r in results]
+    for r in results:
+        if r.claim.check is not None and r.claim.replicates_over != "none":
+            assert r.scored is not None and r.scored.n >= 2, f"{paper} {r.claim.id}: smoke scores over 2 replicates"
+    exact = {r.claim.id for r in results if r.claim.check is not None and r.claim.replicates_over == "none"}
+    for name, recorded in golden_variants(paper).items():
+        off = [row for row in compare(claims_file, metrics, recorded, smoke=True)
+               if row.claim in exact and row.off_tolerance]
+        assert not off, f"{paper}: exact claims differ from golden {name} beyond tolerance: {off}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("paper", papers(REPO))
 def test_notebook_smoke_is_deterministic_and_complete(paper: str, tmp_path: Path) -> None:
@@ -80,6 +97,7 @@ def test_notebook_smoke_is_deterministic_and_complete(paper: str, tmp_path: Path
         if claim.check is not None:
             evaluate(claim.check, metrics)  # raises on a malformed check
 
+    results_on_any_cpu(paper, metrics)
     here = f"cpu-{numeric_fingerprint()}"
     if os.environ.get("CLIPLAB_UPDATE_GOLDEN") == "1":
         (GOLDEN / here).mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def test_plan_adds_the_paper_to_params_yaml_and_keeps_its_comments(tmp_path: Pat
     root = _copy_project(tmp_path / "proj")
     plan = scaffold.plan(root, "toy_effect", "Toy effect")
     params = yaml.safe_load(plan.params_yaml)
-    assert params["papers"][-1] == "toy_effect" and params["toy_effect"] == {"n": 2000, "effect": 0.1}
+    assert params["papers"][-1] == "toy_effect" and params["toy_effect"] == {"seeds": 5, "n": 2000, "effect": 0.1}
     assert plan.params_yaml.startswith((root / "params.yaml").read_text().splitlines()[0])
     assert {"notebooks/toy_effect.py", "lib/cliplab/toy_effect/experiment.py", "replications/toy_effect/claims.yaml",
             "tests/test_toy_effect.py", "docs/papers/toy_effect.md"} <= set(plan.files)

@@ -1,4 +1,4 @@
-"""``cliplab`` command line: list | run PAPER | replicate | report | new PAPER | stages | zoo | sample-data.
+"""``cliplab`` command line: list | run | replicate | report | claims freeze | verify | new | stages | zoo | sample-data.
 
 The top layer: the one module that wires the workbench core, the model zoo and the scaffolding together
 (docs/architecture.md). Exit codes: 0 success, 1 a run or check failed, 2 bad input (nothing was touched).
@@ -95,6 +95,48 @@ def cmd_replicate(args: argparse.Namespace, root: Path) -> int:
     return EXIT_OK
 
 
+def cmd_claims(args: argparse.Namespace, root: Path) -> int:
+    """Freeze checks: record each check's hash and date, and any change after a run, in claims.yaml."""
+    from cliplab.core.freeze import freeze
+
+    chosen = args.papers or papers(root)
+    unknown = sorted(set(chosen) - set(papers(root)))
+    if unknown:
+        return _fail(EXIT_USAGE, f"unknown paper(s) {', '.join(unknown)}; papers are {', '.join(papers(root))}")
+    for paper in chosen:
+        for line in freeze(root, paper, reason=args.reason, since=args.since) or [f"{paper}: every check frozen"]:
+            print(line)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, root: Path) -> int:
+    """Compare this machine's metrics and verdicts with versioned ones; exit 1 on a verdict change."""
+    from cliplab.core import verify
+
+    here_dir = paths.replications_dir(root) / ("smoke" if args.smoke else "")
+    changed, compared = 0, 0
+    for paper in papers(root):
+        ours = verify.load_metrics(here_dir, paper)
+        if ours is None:
+            print(f"{paper}: no metrics.json here ({here_dir / paper}); run it first")
+            continue
+        try:
+            theirs = (verify.load_metrics(Path(args.against), paper) if args.against
+                      else verify.versioned_metrics(root, paper, args.smoke, args.rev))
+        except Exception as err:  # dvc raises many kinds; the message names the file and the remote
+            return _fail(EXIT_FAILED, f"{paper}: cannot read the versioned metrics.json ({err}); "
+                         "`dvc pull` them, or pass --against FOLDER")
+        if theirs is None:
+            print(f"{paper}: no versioned metrics.json under {args.against}")
+            continue
+        rows = verify.compare(paths.claims_path(root, paper), ours, theirs, args.smoke)
+        print("\n".join(verify.render(paper, rows)))
+        changed += sum(not r.same_verdict for r in rows)
+        compared += len(rows)
+    print(f"{compared} claims compared, {changed} with a different verdict")
+    return EXIT_FAILED if changed else EXIT_OK
+
+
 def cmd_new(args: argparse.Namespace, root: Path) -> int:
     """Scaffold a paper, run its smoke notebook once and keep those metrics as this CPU's golden variant."""
     from cliplab.core import scaffold
@@ -150,6 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="check claims against metrics and write REPORT.md")
     p_report.add_argument("--smoke", action="store_true", help="score the smoke outputs")
     p_report.set_defaults(func=cmd_report)
+
+    p_claims = sub.add_parser("claims", help="'claims freeze [PAPER...] --reason TEXT': freeze the checks")
+    p_claims.add_argument("action", choices=["freeze"])
+    p_claims.add_argument("papers", nargs="*", help="papers to freeze (default: all)")
+    p_claims.add_argument("--reason", default="", help="why a check changed (required after a recorded result)")
+    p_claims.add_argument("--since", default="HEAD", help="git revision whose checks count as the frozen ones")
+    p_claims.set_defaults(func=cmd_claims)
+
+    p_verify = sub.add_parser("verify", help="compare this machine's metrics and verdicts with versioned ones")
+    p_verify.add_argument("--against", default="", help="folder with PAPER/metrics.json (default: via DVC)")
+    p_verify.add_argument("--rev", default="HEAD", help="git revision whose dvc.lock names the versioned results")
+    p_verify.add_argument("--smoke", action="store_true", help="compare the smoke outputs")
+    p_verify.set_defaults(func=cmd_verify)
 
     p_new = sub.add_parser("new", help="scaffold a new replication (package, notebook, claims, params, stages, test)")
     p_new.add_argument("paper", help="lower-case identifier, e.g. my_paper")

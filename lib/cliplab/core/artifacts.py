@@ -49,6 +49,19 @@ class Artifacts:
                 raise ValueError(f"metric {key!r} is {number}: only finite numbers can be reported")
             self.metrics[key] = number
 
+    def log_replicates(self, series: Mapping[str, Any]) -> None:
+        """Record metrics measured over independent replicates: ``KEY.r0 … KEY.r{n-1}`` and ``KEY`` = their mean.
+
+        A check that names ``KEY`` is then scored over the replicates (``cliplab.core.replicates``); prose and
+        the 'ours' column read the mean. Every value must be finite; at least one replicate is required.
+        """
+        for key, values in series.items():
+            numbers = [float(v) for v in values]
+            if not numbers:
+                raise ValueError(f"metric {key!r}: no replicates given")
+            self.log_metrics({f"{key}.r{i}": v for i, v in enumerate(numbers)})
+            self.log_metrics({key: math.fsum(numbers) / len(numbers)})
+
     def write_metrics(self) -> Path:
         """Write ``metrics.json`` with sorted keys, so identical runs give identical bytes."""
         path = self.out_dir / "metrics.json"

@@ -1,41 +1,66 @@
 """The claims scoreboard: each paper's claims.yaml checked against the metrics.json its notebook wrote.
 
-A check is a small boolean expression over metric keys (``C1.bias_relu_ci_low > 0``). It is evaluated by a
+A check is a small boolean expression over metric keys (``C1.bias_relu > 0``). It is evaluated by a
 whitelisting interpreter, never by ``eval``; a key the notebook did not write is an error, not a silent fail.
+A metric measured over replicates (``KEY.r0 …``) is scored over them by ``cliplab.core.replicates``, and the
+verdict follows one rule for every claim (``RULE``). Each check is frozen with a hash and a date
+(``cliplab claims freeze``); a check changed after a result was recorded carries ``revised:`` entries.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
-import operator
 import string
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from cliplab.core import paths
+from cliplab.core.replicates import CheckError, Scored, score
 
 if TYPE_CHECKING:
     import pandas as pd
 
-REPLICATES, FAILS, NOT_RUN, UNTESTABLE = "replicates", "does not replicate", "not run", "not testable here"
+REPLICATES, FAILS, INCONCLUSIVE = "replicates", "does not replicate", "inconclusive"
+NOT_RUN, UNTESTABLE = "not run", "not testable here"
+STATUSES = (REPLICATES, FAILS, INCONCLUSIVE, NOT_RUN, UNTESTABLE)
+SMOKE_REPLICATES = 2  # smoke runs keep two replicates: enough to wire the scoring, not to decide a claim
 
-_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-}
-_CMPOPS: dict[type, Callable[[Any, Any], bool]] = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.Eq: operator.eq, ast.NotEq: operator.ne,
-}
-_FUNCS: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max}
+RULE = (
+    "Each check is scored twice. Per replicate: the check on that replicate's metrics alone. Pooled: every "
+    "comparison `a op b` in it on the mean over replicates of `a − b`, with its 95 % t-interval over replicates; "
+    "a comparison holds when the whole interval is on its side, fails when the whole interval is on the other, "
+    "and is undecided when the interval straddles the threshold (`and`/`or` combine these three-valued, as in "
+    "Kleene's logic). A claim **replicates** when the pooled check holds and every replicate passes; it **does "
+    "not replicate** when the pooled check fails and every replicate fails; otherwise it is **inconclusive**: "
+    "an interval straddles the threshold, the replicates disagree, or fewer replicates ran than the claim needs "
+    "(its `replicates: min`, at least 5 for a trend or a correlation at default scale; every claim needs only "
+    f"{SMOKE_REPLICATES} at smoke scale, where verdicts check the wiring, not the paper). A claim whose quantity "
+    "is an exact computation with no randomness is scored on its one value (`replicates: {over: none}`)."
+)
 
 
 class ClaimsError(ValueError):
-    """claims.yaml is malformed, or a check names a metric the notebook did not write."""
+    """claims.yaml is malformed, a check is not frozen, or a check names a metric the notebook did not write."""
+
+
+def check_hash(check: str) -> str:
+    """The hash a check is frozen with: sha256 of its whitespace-normalised text, first 16 hex digits."""
+    return hashlib.sha256(" ".join(check.split()).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A change of a check after a result had been recorded: when, why, and the verdict it had before."""
+
+    date: str
+    reason: str
+    before: str
 
 
 @dataclass(frozen=True)
@@ -47,14 +72,23 @@ class Claim:
     check: str | None
     why: str = ""
     untestable: str = ""
+    replicates_over: str = "none"
+    min_replicates: int = 1
+    frozen_date: str = ""
+    frozen_hash: str = ""
+    revised: tuple[Revision, ...] = field(default_factory=tuple)
 
     def metric_keys(self) -> set[str]:
         """Every metric key the check and the 'ours' template refer to."""
         keys = set() if self.check is None else _names(ast.parse(self.check, mode="eval"))
-        for _, field, _, _ in string.Formatter().parse(self.ours):
-            if field:
-                keys.add(field)
+        for _, name, _, _ in string.Formatter().parse(self.ours):
+            if name:
+                keys.add(name)
         return keys
+
+    def needed(self, smoke: bool) -> int:
+        """How many replicates a verdict needs at this scale."""
+        return min(self.min_replicates, SMOKE_REPLICATES) if smoke else self.min_replicates
 
 
 @dataclass(frozen=True)
@@ -63,6 +97,20 @@ class ClaimResult:
     claim: Claim
     status: str
     ours: str
+    scored: Scored | None = None
+    reason: str = ""
+
+    @property
+    def passing(self) -> str:
+        """'k/n' replicates whose own check passes ('' when the claim was not scored)."""
+        if self.scored is None:
+            return ""
+        return f"{sum(self.scored.per_replicate)}/{self.scored.n}"
+
+    @property
+    def pooled(self) -> str:
+        """Each pooled comparison with its mean and CI over replicates, '; '-separated."""
+        return "" if self.scored is None else "; ".join(c.describe() for c in self.scored.comparisons)
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -93,44 +141,48 @@ def _names(tree: ast.AST) -> set[str]:
     return found
 
 
-def evaluate(expression: str, metrics: Mapping[str, float]) -> bool:
-    """Evaluate a check expression against metrics; raises ClaimsError on unknown keys or syntax."""
+def evaluate(expression: str, metrics: Mapping[str, float]) -> bool | None:
+    """The pooled verdict of a check (True / False / None: undecided); raises ClaimsError on bad checks."""
     try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError as err:
-        raise ClaimsError(f"check {expression!r} is not a valid expression: {err.msg}") from None
-    return bool(_eval(tree.body, metrics, expression))
+        return score(expression, metrics).pooled
+    except CheckError as err:
+        raise ClaimsError(str(err)) from None
 
 
-def _eval(node: ast.AST, metrics: Mapping[str, float], src: str) -> Any:
-    name = _dotted(node)
-    if name is not None:
-        if name not in metrics:
-            raise ClaimsError(f"check {src!r} uses metric '{name}', which metrics.json does not contain")
-        return metrics[name]
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return node.value
-    if isinstance(node, ast.BoolOp):
-        values = [_eval(v, metrics, src) for v in node.values]
-        return all(values) if isinstance(node.op, ast.And) else any(values)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
-        value = _eval(node.operand, metrics, src)
-        return (not value) if isinstance(node.op, ast.Not) else -value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        return _BINOPS[type(node.op)](_eval(node.left, metrics, src), _eval(node.right, metrics, src))
-    if isinstance(node, ast.Compare):
-        left = _eval(node.left, metrics, src)
-        for op, comparator in zip(node.ops, node.comparators):
-            if type(op) not in _CMPOPS:
-                raise ClaimsError(f"check {src!r}: comparison {type(op).__name__} is not allowed")
-            right = _eval(comparator, metrics, src)
-            if not _CMPOPS[type(op)](left, right):
-                return False
-            left = right
-        return True
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
-        return _FUNCS[node.func.id](*[_eval(a, metrics, src) for a in node.args])
-    raise ClaimsError(f"check {src!r}: {ast.unparse(node)!r} is not allowed in a check")
+def _replicates(path: Path, claim_id: str, entry: Any) -> tuple[str, int]:
+    """Parse ``replicates: {over: WHAT, min: N}`` (``over: none`` for an exact computation, min 1)."""
+    if not isinstance(entry, dict) or not str(entry.get("over", "")).strip():
+        raise ClaimsError(
+            f"{path}: claim {claim_id} lacks 'replicates: {{over: <what varies between replicates>, min: <n>}}' "
+            "(or 'replicates: {over: none}' when its quantity is an exact computation)"
+        )
+    over = str(entry["over"]).strip()
+    minimum = int(entry.get("min", 1 if over == "none" else 5))
+    if over == "none" and minimum != 1 or minimum < 1:
+        raise ClaimsError(f"{path}: claim {claim_id} replicates.min must be 1 with 'over: none', else >= 1")
+    return over, minimum
+
+
+def _frozen(path: Path, claim_id: str, check: str, entry: Any) -> tuple[str, str]:
+    """The date and hash a check was frozen with; refuses a check that changed since."""
+    fix = f"run `cliplab claims freeze {path.parent.name} --reason '...'` (it records the change if a result exists)"
+    if not isinstance(entry, dict) or not entry.get("sha256") or not entry.get("date"):
+        raise ClaimsError(f"{path}: claim {claim_id}'s check is not frozen (no 'frozen: {{date, sha256}}'); {fix}")
+    if str(entry["sha256"]) != check_hash(check):
+        raise ClaimsError(f"{path}: claim {claim_id}'s check changed since it was frozen on {entry['date']}; {fix}")
+    return str(entry["date"]), str(entry["sha256"])
+
+
+def _revisions(path: Path, claim_id: str, entries: Any) -> tuple[Revision, ...]:
+    if entries is None:
+        return ()
+    if not isinstance(entries, list) or any(not isinstance(e, dict) for e in entries):
+        raise ClaimsError(f"{path}: claim {claim_id} 'revised:' must be a list of {{date, reason, before}}")
+    for e in entries:
+        missing = [k for k in ("date", "reason", "before") if not str(e.get(k, "")).strip()]
+        if missing:
+            raise ClaimsError(f"{path}: claim {claim_id} has a 'revised:' entry without {', '.join(missing)}")
+    return tuple(Revision(str(e["date"]), str(e["reason"]).strip(), str(e["before"]).strip()) for e in entries)
 
 
 def load_claims(path: Path) -> tuple[str, list[Claim]]:
@@ -149,20 +201,24 @@ def load_claims(path: Path) -> tuple[str, list[Claim]]:
         if entry["id"] in seen:
             raise ClaimsError(f"{path}: claim id {entry['id']} appears twice")
         seen.add(entry["id"])
+        claim_id = str(entry["id"])
         check, untestable = entry.get("check"), entry.get("untestable", "")
         if check is None and not untestable:
-            raise ClaimsError(f"{path}: claim {entry['id']} has no check; give one, or say why in 'untestable:'")
-        claim = Claim(
-            id=str(entry["id"]), claim=str(entry["claim"]).strip(), paper_value=str(entry["paper_value"]).strip(),
-            ours=str(entry.get("ours", "")).strip(), check=check, why=str(entry.get("why", "")).strip(),
-            untestable=str(untestable).strip(),
-        )
+            raise ClaimsError(f"{path}: claim {claim_id} has no check; give one, or say why in 'untestable:'")
+        over, minimum, date, digest = "none", 1, "", ""
         if check is not None:
             try:
                 ast.parse(check, mode="eval")
             except SyntaxError as err:
-                raise ClaimsError(f"{path}: claim {claim.id} check is not valid: {err.msg}") from None
-        claims.append(claim)
+                raise ClaimsError(f"{path}: claim {claim_id} check is not valid: {err.msg}") from None
+            over, minimum = _replicates(path, claim_id, entry.get("replicates"))
+            date, digest = _frozen(path, claim_id, check, entry.get("frozen"))
+        claims.append(Claim(
+            id=claim_id, claim=str(entry["claim"]).strip(), paper_value=str(entry["paper_value"]).strip(),
+            ours=str(entry.get("ours", "")).strip(), check=check, why=str(entry.get("why", "")).strip(),
+            untestable=str(untestable).strip(), replicates_over=over, min_replicates=minimum, frozen_date=date,
+            frozen_hash=digest, revised=_revisions(path, claim_id, entry.get("revised")),
+        ))
     return str(data.get("paper", path.parent.name)), claims
 
 
@@ -184,10 +240,26 @@ def check_paper_claims(root: Path, paper: str, smoke: bool = False) -> list[Clai
     """Check one paper's claims against its metrics.json (or mark them 'not run')."""
     metrics_path = paths.replication_dir(root, paper, smoke) / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
-    return check_claims(paths.claims_path(root, paper), metrics)
+    return check_claims(paths.claims_path(root, paper), metrics, smoke)
 
 
-def check_claims(claims_file: Path, metrics: Mapping[str, float] | None) -> list[ClaimResult]:
+def verdict(claim: Claim, scored: Scored, smoke: bool = False) -> tuple[str, str]:
+    """Apply ``RULE``: (status, why it is inconclusive or '')."""
+    passed, needed = sum(scored.per_replicate), claim.needed(smoke)
+    if scored.n < needed:
+        return INCONCLUSIVE, f"{scored.n} replicate(s) of the {needed} it needs"
+    if 0 < passed < scored.n:
+        return INCONCLUSIVE, f"replicates disagree ({passed} of {scored.n} pass)"
+    if scored.pooled is None:
+        return INCONCLUSIVE, "the pooled interval straddles the threshold"
+    if scored.pooled and passed == scored.n:
+        return REPLICATES, ""
+    if not scored.pooled and passed == 0:
+        return FAILS, ""
+    return INCONCLUSIVE, "the pooled check and the replicates disagree"
+
+
+def check_claims(claims_file: Path, metrics: Mapping[str, float] | None, smoke: bool = False) -> list[ClaimResult]:
     """Check a claims.yaml against metrics (None: not run). Notebooks call this to show live verdicts."""
     title, claims = load_claims(claims_file)
     results = []
@@ -197,8 +269,12 @@ def check_claims(claims_file: Path, metrics: Mapping[str, float] | None) -> list
         elif metrics is None:
             results.append(ClaimResult(title, claim, NOT_RUN, ""))
         else:
-            status = REPLICATES if evaluate(claim.check, metrics) else FAILS
-            results.append(ClaimResult(title, claim, status, _format_ours(claim, metrics)))
+            try:
+                scored = score(claim.check, metrics)
+            except CheckError as err:
+                raise ClaimsError(f"claim {claim.id}: {err}") from None
+            status, reason = verdict(claim, scored, smoke)
+            results.append(ClaimResult(title, claim, status, _format_ours(claim, metrics), scored, reason))
     return results
 
 
@@ -211,11 +287,12 @@ def status_of(results: Sequence[ClaimResult], claim_id: str) -> str:
 
 
 def results_table(results: list[ClaimResult]) -> pd.DataFrame:
-    """The verdicts as a table (claim, paper's number, ours, status) for display in a notebook."""
+    """The verdicts as a table (claim, paper's number, ours, pooled, replicates passing, status) for a notebook."""
     import pandas as pd
 
     return pd.DataFrame(
-        [{"claim": r.claim.id, "paper's number": r.claim.paper_value, "ours": r.ours, "status": r.status}
+        [{"claim": r.claim.id, "paper's number": r.claim.paper_value, "ours": r.ours,
+          "pooled over replicates (95 % CI)": r.pooled, "replicates passing": r.passing, "status": _status_cell(r)}
          for r in results]
     ).set_index("claim")
 
@@ -224,26 +301,47 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _status_cell(result: ClaimResult) -> str:
+    text = result.status + (f" ({result.reason})" if result.reason else "")
+    if result.claim.revised:
+        dates = ", ".join(r.date for r in result.claim.revised)
+        text += f"; check revised after a run ({dates})"
+    return text
+
+
 def render_report(results_by_paper: Mapping[str, list[ClaimResult]], smoke: bool = False) -> str:
-    """The scoreboard as Markdown: one row per claim, plus a per-paper tally."""
+    """The scoreboard as Markdown: the scoring rule, one row per claim, a per-paper tally, the revisions."""
     scale = "smoke scale (a fast wiring check: numbers are NOT the replication)" if smoke else "default scale"
     lines = [
         "# Replication scoreboard",
         "",
         f"Generated by `cliplab report` from each paper's `claims.yaml` and `metrics.json`, at {scale}.",
-        "A check is written from the paper's claim; 'does not replicate' is a result, explained in the notebook.",
+        "A check is written from the paper's claim and frozen (hash and date in claims.yaml) before the run that",
+        "scores it; a check changed after a run says so in its status. 'Does not replicate' is a result,",
+        "explained in the notebook.",
         "",
-        "| paper | claim | paper's number | ours | status |",
-        "|---|---|---|---|---|",
+        f"**How a claim is scored.** {RULE}",
+        "",
+        "| paper | claim | paper's number | ours | replicates | pooled over replicates (95 % CI) | passing | status |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for paper, results in results_by_paper.items():
         for r in results:
             claim_text = f"**{r.claim.id}** {_cell(r.claim.claim)}"
-            lines.append(f"| {paper} | {claim_text} | {_cell(r.claim.paper_value)} | {_cell(r.ours)} | {r.status} |")
-    lines += ["", "| paper | replicates | does not replicate | not run | not testable here |", "|---|---|---|---|---|"]
+            over = "" if r.claim.check is None else f"{r.claim.replicates_over} (needs {r.claim.needed(smoke)})"
+            lines.append(f"| {paper} | {claim_text} | {_cell(r.claim.paper_value)} | {_cell(r.ours)} | {_cell(over)} "
+                         f"| {_cell(r.pooled)} | {r.passing} | {_cell(_status_cell(r))} |")
+    lines += ["", "| paper | " + " | ".join(STATUSES) + " |", "|---|---|---|---|---|---|"]
     for paper, results in results_by_paper.items():
-        counts = [sum(r.status == s for r in results) for s in (REPLICATES, FAILS, NOT_RUN, UNTESTABLE)]
+        counts = [sum(r.status == s for r in results) for s in STATUSES]
         lines.append(f"| {paper} | " + " | ".join(map(str, counts)) + " |")
+    revisions = [(paper, r.claim, rev) for paper, results in results_by_paper.items() for r in results
+                 for rev in r.claim.revised]
+    if revisions:
+        lines += ["", "## Checks revised after a run", "", "| paper | claim | date | reason | verdict before |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {paper} | {claim.id} | {rev.date} | {_cell(rev.reason)} | {_cell(rev.before)} |"
+                  for paper, claim, rev in revisions]
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ paper" section walks through it.
 
 from __future__ import annotations
 
+import datetime
 import keyword
 import re
 import textwrap
@@ -22,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from cliplab.core import paths, pipeline
+from cliplab.core.claims import check_hash
 from cliplab.core.fingerprint import numeric_fingerprint
 
 RESERVED = {"core", "world", "models", "eval", "zoo", "stats", "plots", "cli", "cliplab", "smoke", "report"}
@@ -66,28 +68,27 @@ its metrics and verdicts, so the text never contradicts the numbers below it.
 
 EXPERIMENT = '''"""The experiment of this replication (scaffold: a seeded toy estimate, to replace with the paper's).
 
-A function of its parameters and a seed, returning flat metrics: same parameters and seed, same metrics.
+A function of its parameters and seeds: same parameters and seeds, same metrics. Each seed is one independent
+replicate; the claim is scored over them (``cliplab.core.replicates``), not over one run's samples.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from cliplab import stats
-
 
 def samples(n: int, effect: float, seed: int) -> np.ndarray:
     """``n`` Gaussian draws around ``effect`` (unit variance), from their own seeded generator."""
-    if n < 2:
-        raise ValueError(f"n={n}: need at least 2 samples for a confidence interval")
+    if n < 1:
+        raise ValueError(f"n={n}: need at least 1 sample")
     return np.random.default_rng(seed).normal(effect, 1.0, size=n)
 
 
-def estimate(values: np.ndarray, seed: int, n_boot: int = 1000) -> dict[str, float]:
-    """Mean of ``values`` with a 95 % percentile-bootstrap CI, as the metrics ``C1.*`` the claim reads."""
-    low, high = stats.bootstrap_ci(values, np.mean, n_resamples=n_boot, seed=seed)
-    return {"C1.mean": float(np.mean(values)), "C1.ci_low": float(low), "C1.ci_high": float(high),
-            "C1.n": float(len(values))}
+def replicate_means(n: int, effect: float, seeds: int, seed: int = 0) -> list[float]:
+    """The mean of ``n`` fresh draws for each of ``seeds`` independent seeds (``seed``, ``seed + 1``, ...)."""
+    if seeds < 1:
+        raise ValueError(f"seeds={seeds}: need at least 1 replicate")
+    return [float(np.mean(samples(n, effect, seed + i))) for i in range(seeds)]
 '''
 
 NARRATIVE = '''"""The notebook's reading of a run, rendered from its metrics and verdicts (never typed into Markdown)."""
@@ -101,12 +102,13 @@ from cliplab.core.claims import ClaimResult
 
 def reading(metrics: Mapping[str, float], verdicts: Sequence[ClaimResult]) -> str:
     """Markdown that says what this run measured and what each verdict means."""
-    status = {v.claim.id: v.status for v in verdicts}
-    text = (f"* **C1** ({status.get('C1', 'not run')}). The mean over {metrics['C1.n']:.0f} samples is "
-            f"{metrics['C1.mean']:+.3f}, 95 % CI [{metrics['C1.ci_low']:+.3f}, {metrics['C1.ci_high']:+.3f}].")
-    if status.get("C1") == "replicates":
-        return text + " The CI lies above 0, as the claim requires."
-    return text + " The CI reaches 0 or below, so the run does not show the effect; more samples narrow it."
+    result = next(v for v in verdicts if v.claim.id == "C1")
+    n = sum(1 for key in metrics if key.startswith("C1.mean.r"))
+    text = (f"* **C1** ({result.status}). Over {n} seeds the mean effect is {metrics['C1.mean']:+.3f}; "
+            f"pooled: {result.pooled or 'not scored'}.")
+    if result.status == "replicates":
+        return text + " The interval over seeds lies above 0 and every seed agrees, as the claim requires."
+    return text + f" The run does not show the effect ({result.reason or 'the interval lies at or below 0'})."
 '''
 
 
@@ -137,8 +139,9 @@ def _notebook(paper: str, title: str) -> str:
 
 # %% tags=["parameters"]
 smoke: bool = False  # shrink everything for a fast CI check
-seed: int = 0  # seed of the samples and of the bootstrap
-n: int = 2000  # samples
+seed: int = 0  # first seed; replicate i uses seed + i
+seeds: int = 5  # independent replicates the claim is scored over
+n: int = 2000  # samples per replicate
 effect: float = 0.1  # true mean of the samples (the scaffold's toy effect)
 out_dir: str = ""  # where metrics.json and figures/ go; empty means a scratch folder; set by the runner
 
@@ -158,7 +161,7 @@ plots.use_style()
 art = Artifacts.for_notebook("{paper}", out_dir)
 t_start = time.perf_counter()
 if smoke:
-    n = 200
+    n, seeds = 200, 2
 
 # %% [markdown]
 # ## 1. The samples
@@ -166,10 +169,10 @@ if smoke:
 
 # %%
 values = experiment.samples(n, effect, seed)
-art.log_metrics(experiment.estimate(values, seed))
+art.log_replicates({{"C1.mean": experiment.replicate_means(n, effect, seeds, seed)}})
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.hist(values, bins=40, color="C0", alpha=0.8)
-ax.axvline(art.metrics["C1.mean"], color="C3", label="mean")
+ax.hist(values, bins=40, color="C0", alpha=0.8, label="first seed's samples")
+ax.axvline(art.metrics["C1.mean"], color="C3", label="mean over seeds")
 ax.set(xlabel="value", ylabel="count", title="samples")
 ax.legend()
 art.save_figure(fig, "samples")
@@ -177,10 +180,11 @@ plt.show()
 
 # %% [markdown]
 # ## 2. Verdicts
-# Each claim's check in `claims.yaml` is written from the paper's claim; the table evaluates it on this run.
+# Each claim's check in `claims.yaml` is written from the paper's claim and frozen (hash and date) before this
+# run; the table scores it over this run's seeds by the rule in `replications/REPORT.md`.
 
 # %%
-verdicts = check_claims(paths.claims_path(paths.project_root(), "{paper}"), art.metrics)
+verdicts = check_claims(paths.claims_path(paths.project_root(), "{paper}"), art.metrics, smoke)
 display(results_table(verdicts))
 display(Markdown(narrative.reading(art.metrics, verdicts)))
 
@@ -191,15 +195,18 @@ print(f"wall time {{time.perf_counter() - t_start:.1f}} s")
 
 
 def _claims(paper: str, title: str) -> str:
+    check = "C1.mean > 0"
     return f'''paper: "{title}"
 notes: docs/papers/{paper}.md
 claims:
   - id: C1
     claim: "(scaffold) The effect is positive."
     paper_value: "> 0 (replace with the paper's number and where it comes from)"
-    ours: "mean {{C1.mean:+.3f}} [{{C1.ci_low:+.3f}}, {{C1.ci_high:+.3f}}] over {{C1.n:.0f}} samples"
-    check: "C1.ci_low > 0"
-    why: "'positive' = the 95 % bootstrap CI of the mean lies above 0."
+    ours: "mean over seeds {{C1.mean:+.3f}}"
+    check: "{check}"
+    why: "'positive' = the mean effect over independent seeds lies above 0, by its interval over seeds."
+    replicates: {{over: seed, min: 5}}
+    frozen: {{date: "{datetime.date.today().isoformat()}", sha256: "{check_hash(check)}"}}
 '''
 
 
@@ -214,23 +221,22 @@ from cliplab.core.claims import Claim, ClaimResult
 from cliplab.{paper} import experiment, narrative
 
 
-def test_estimate_is_deterministic_and_brackets_the_mean() -> None:
-    first = experiment.estimate(experiment.samples(300, 0.5, seed=1), seed=1)
-    assert first == experiment.estimate(experiment.samples(300, 0.5, seed=1), seed=1)
-    assert first["C1.ci_low"] < first["C1.mean"] < first["C1.ci_high"] and first["C1.n"] == 300
+def test_replicates_are_deterministic_and_independent() -> None:
+    first = experiment.replicate_means(300, 0.5, seeds=3, seed=1)
+    assert first == experiment.replicate_means(300, 0.5, seeds=3, seed=1) and len(set(first)) == 3
 
 
 def test_samples_refuse_too_few() -> None:
-    with pytest.raises(ValueError, match="at least 2"):
-        experiment.samples(1, 0.0, seed=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        experiment.samples(0, 0.0, seed=0)
 
 
 def test_reading_follows_the_verdict() -> None:
-    metrics = {{"C1.mean": 0.25, "C1.ci_low": 0.1, "C1.ci_high": 0.4, "C1.n": 50.0}}
-    claim = Claim(id="C1", claim="c", paper_value="> 0", ours="", check="C1.ci_low > 0")
+    metrics = {{"C1.mean": 0.25, "C1.mean.r0": 0.2, "C1.mean.r1": 0.3}}
+    claim = Claim(id="C1", claim="c", paper_value="> 0", ours="", check="C1.mean > 0")
     passed = narrative.reading(metrics, [ClaimResult("{paper}", claim, "replicates", "")])
     failed = narrative.reading(metrics, [ClaimResult("{paper}", claim, "does not replicate", "")])
-    assert "+0.250" in passed and "above 0" in passed and "does not show" in failed
+    assert "+0.250" in passed and "every seed agrees" in passed and "does not show" in failed
 '''
 
 
@@ -242,7 +248,7 @@ def _params_block(params_text: str, paper: str) -> str:
     while end < len(lines) and lines[end].startswith("  - "):
         end += 1
     lines.insert(end, f"  - {paper}")
-    block = ["", f"{paper}:", "  n: 2000", "  effect: 0.1"]
+    block = ["", f"{paper}:", "  seeds: 5", "  n: 2000", "  effect: 0.1"]
     return "\n".join(lines).rstrip("\n") + "\n" + "\n".join(block) + "\n"
 
 
