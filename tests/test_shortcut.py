@@ -237,14 +237,68 @@ def test_seed_slopes_recovers_known_trends() -> None:
         sc.seed_slopes(df[df.depth == 1], "depth")
 
 
-def test_ci_metrics_and_seed_means() -> None:
-    df = pd.DataFrame({"seed": [0, 0, 1, 1, 2, 2, 3, 3], "bias": [1.0, 3.0, 2.0, 2.0, 0.0, 2.0, 4.0, 4.0]})
-    per_seed = sc.seed_means(df)
-    np.testing.assert_allclose(per_seed, [2.0, 2.0, 1.0, 4.0])
-    m = sc.ci_metrics("C9.x", per_seed)
-    assert m["C9.x"] == pytest.approx(2.25) and m["C9.x_se"] == pytest.approx(np.std(per_seed, ddof=1) / 2)
-    half = 3.182446305284263 * np.std(per_seed, ddof=1) / 2  # t_{0.975, 3}
-    assert m["C9.x_ci_low"] == pytest.approx(2.25 - half) and m["C9.x_ci_high"] == pytest.approx(2.25 + half)
+def test_seed_means_pool_each_seeds_rows_in_seed_order() -> None:
+    df = pd.DataFrame({"seed": [1, 1, 0, 0, 2, 2, 3, 3], "bias": [2.0, 2.0, 1.0, 3.0, 0.0, 2.0, 4.0, 4.0]})
+    np.testing.assert_allclose(sc.seed_means(df), [2.0, 2.0, 1.0, 4.0])
+
+
+def _fake_sweep(archs: list[str], seeds: int = 3) -> pd.DataFrame:
+    """A sweep frame whose bias is arch_offset + seed / 10 + α_s / 100 + depth / 1000 in every cell."""
+    rows = []
+    for i, arch in enumerate(archs):
+        for seed in range(seeds):
+            for rho in (0.8, 0.9):
+                for alpha in (1.0, 2.0, 3.0):
+                    for depth in (1, 2):
+                        bias = i + seed / 10 + alpha / 100 + depth / 1000
+                        rows.append({"arch": arch, "seed": seed, "rho_s": rho, "alpha_s": alpha, "depth": depth,
+                                     "bias": bias, "reliance_model": bias - 1, "reliance_lda": -1.0 - seed,
+                                     "acc_model": 0.9, "acc_lda": 0.91})
+    return pd.DataFrame(rows)
+
+
+def test_grid_replicates_give_one_value_per_seed_for_each_arch() -> None:
+    out = sc.grid_replicates(_fake_sweep(["linear", "relu", "tanh", "mlp_linear"]))
+    pooled = 0.02 + 0.0015  # mean α_s / 100 + mean depth / 1000
+    np.testing.assert_allclose(out["C1.bias_linear"], [pooled, pooled + 0.1, pooled + 0.2])
+    np.testing.assert_allclose(out["C3.bias_mlp_linear"], [3 + pooled, 3.1 + pooled, 3.2 + pooled])
+    assert set(out) >= {"C1.bias_relu", "C1.bias_tanh", "C1.acc_lda", "C1.acc_model_relu"}
+    assert all(len(v) == 3 for v in out.values())
+
+
+def test_grid_replicates_refuse_arches_with_different_seeds() -> None:
+    df = _fake_sweep(["linear", "relu", "tanh", "mlp_linear"])
+    with pytest.raises(ValueError, match="one seed list"):
+        sc.grid_replicates(df[~((df.arch == "tanh") & (df.seed == 2))])
+
+
+def test_depth_replicates_read_the_slope_and_the_c2_cell_per_seed() -> None:
+    out = sc.depth_replicates(_fake_sweep(["relu"]), rho_s=0.8, alpha_s=3.0)
+    np.testing.assert_allclose(out["C3.depth_slope"], [0.001] * 3)
+    np.testing.assert_allclose(out["C2.reliance_lda"], [-1.0, -2.0, -3.0])
+    np.testing.assert_allclose(out["C2.bias_deep"], [0.03 + 0.002 + s / 10 for s in range(3)])
+    assert {"C3.bias_depth1", "C3.bias_depth2", "C2.reliance_deep"} <= set(out)
+    with pytest.raises(ValueError, match="one row per seed"):
+        sc.seed_cell(_fake_sweep(["relu"]), "bias", rho_s=0.8)
+
+
+def test_kernel_and_image_replicates_pair_each_seed() -> None:
+    kern = _fake_sweep(["kernel_linear", "kernel_ntk_relu", "kernel_arccos1"])
+    kern = kern[kern.depth == 1]
+    out = sc.kernel_replicates(kern, min_alpha=2.0)
+    np.testing.assert_allclose(out["C5.kernel_ntk_alpha_slope"], [0.01] * 3)
+    np.testing.assert_allclose(out["C5.bias_kernel_ntk"], [1.026 + s / 10 for s in range(3)])
+    img = pd.DataFrame({"footprint_ratio": [1, 1, 5, 5], "seed": [0, 1, 0, 1], "bias": [0.0, 0.1, 0.4, 0.3],
+                        "acc_model": 0.9, "acc_lda": 0.9})
+    controls = pd.DataFrame({"feature": ["core", "core", "shortcut", "shortcut"], "seed": [1, 0, 0, 1],
+                             "acc_model": [0.8, 0.9, 0.7, 0.6]})
+    out = sc.image_replicates(img, controls)
+    np.testing.assert_allclose(out["C4.bias_max_ratio"], [0.4, 0.3])
+    np.testing.assert_allclose(out["C4.bias_ratio_min"], [0.0, 0.1])
+    np.testing.assert_allclose(out["C4.ratio_slope"], [0.1, 0.05])
+    np.testing.assert_allclose(out["C4.control_core_acc"], [0.9, 0.8])
+    with pytest.raises(ValueError, match="one seed list"):
+        sc.image_replicates(img, controls[controls.seed == 0])
 
 
 def test_bayes_weights_closed_form_and_exact_symmetry() -> None:

@@ -1,8 +1,12 @@
-"""Summaries over seeds: mean, SE, Student-t CIs, per-seed slopes, and the metrics the claims read."""
+"""Summaries over seeds: mean, SE, Student-t CIs, per-seed slopes, and the per-seed series the claims score.
+
+Each seed is one replicate of the data (embedding, latents, probes, init). The ``*_replicates`` functions
+return, per metric key, one value per seed in seed order, for ``Artifacts.log_replicates``.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,8 +60,72 @@ def seed_means(df: pd.DataFrame, value: str = "bias") -> np.ndarray:
     return df.groupby("seed", sort=True)[value].mean().to_numpy(float)
 
 
-def ci_metrics(key: str, per_seed: np.ndarray) -> dict[str, float]:
-    """{key: mean, key_se, key_ci_low, key_ci_high} over per-seed values (mean ± SE and Student-t 95% CI)."""
-    mean, se = stats.mean_se(per_seed)
-    lo, hi = stats.t_ci(per_seed)
-    return {key: mean, f"{key}_se": se, f"{key}_ci_low": lo, f"{key}_ci_high": hi}
+def seed_cell(df: pd.DataFrame, value: str, **cell: float) -> np.ndarray:
+    """``value`` of the one row per seed at ``cell`` (column == value for each keyword), ordered by seed."""
+    rows = df
+    for column, wanted in cell.items():
+        rows = rows[np.isclose(rows[column].to_numpy(float), float(wanted))]
+    if rows.empty or rows.seed.duplicated().any():
+        raise ValueError(f"cell {cell}: expected one row per seed, found {len(rows)} rows")
+    return rows.sort_values("seed")[value].to_numpy(float)
+
+
+def _same_seeds(*frames: pd.DataFrame) -> None:
+    seeds = [tuple(sorted(f.seed.unique())) for f in frames]
+    if len(set(seeds)) != 1:
+        raise ValueError(f"replicate series must share one seed list; got {seeds}")
+
+
+def grid_replicates(main: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-seed bias pooled over the main grid (C1's linear/ReLU/Tanh, C3's linear-activation MLP).
+
+    Each seed is one replicate: fresh embedding, latents, probes and init (cells share a seed's noise).
+    """
+    frames = {arch: main[main.arch == arch] for arch in ("linear", "relu", "tanh", "mlp_linear")}
+    _same_seeds(*frames.values())
+    keys = {"linear": "C1.bias_linear", "relu": "C1.bias_relu", "tanh": "C1.bias_tanh",
+            "mlp_linear": "C3.bias_mlp_linear"}
+    out = {keys[arch]: seed_means(frame) for arch, frame in frames.items()}
+    out.update({f"C1.acc_model_{a}": seed_means(frames[a], "acc_model") for a in ("linear", "relu", "tanh")})
+    out["C1.acc_lda"] = seed_means(frames["linear"], "acc_lda")
+    return out
+
+
+def depth_replicates(depth_df: pd.DataFrame, rho_s: float, alpha_s: float) -> dict[str, np.ndarray]:
+    """Per-seed ReLU bias by depth and its slope over depth (C3), and the deepest model at (ρ_s, α_s) (C2)."""
+    depths = sorted(depth_df.depth.unique())
+    _same_seeds(*(depth_df[depth_df.depth == k] for k in depths))
+    out = {f"C3.bias_depth{k}": seed_means(depth_df[depth_df.depth == k]) for k in depths}
+    out["C3.depth_slope"] = seed_slopes(depth_df, "depth")
+    cell = {"rho_s": rho_s, "alpha_s": alpha_s, "depth": max(depths)}
+    for value, key in (("reliance_model", "reliance_deep"), ("reliance_lda", "reliance_lda"), ("bias", "bias_deep"),
+                       ("acc_model", "acc_model"), ("acc_lda", "acc_lda")):
+        out[f"C2.{key}"] = seed_cell(depth_df, value, **cell)
+    return out
+
+
+def kernel_replicates(kern: pd.DataFrame, min_alpha: float = 2.0) -> dict[str, np.ndarray]:
+    """Per-seed kernel-machine bias (C5): linear over the grid; NTK and arc-cosine where α_s ≥ ``min_alpha``,
+    and their least-squares slope over α_s (all cells)."""
+    out = {"C5.bias_kernel_linear": seed_means(kern[kern.arch == "kernel_linear"])}
+    for name, arch in (("ntk", "kernel_ntk_relu"), ("arccos1", "kernel_arccos1")):
+        rows = kern[kern.arch == arch]
+        out[f"C5.bias_kernel_{name}"] = seed_means(rows[rows.alpha_s >= min_alpha])
+        out[f"C5.kernel_{name}_alpha_slope"] = seed_slopes(rows, "alpha_s")
+    _same_seeds(*(kern[kern.arch == a] for a in kern.arch.unique()))
+    return out
+
+
+def image_replicates(img: pd.DataFrame, controls: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-seed CNN bias at the smallest and largest footprint ratio, its slope over ratios, and the
+    single-object control accuracies of the same seeds (C4): seed i's controls validate seed i's bias."""
+    r_min, r_max = img.footprint_ratio.min(), img.footprint_ratio.max()
+    _same_seeds(img, controls[controls.feature == "core"], controls[controls.feature == "shortcut"])
+    out = {"C4.bias_ratio_min": seed_cell(img, "bias", footprint_ratio=r_min),
+           "C4.bias_max_ratio": seed_cell(img, "bias", footprint_ratio=r_max),
+           "C4.acc_model": seed_means(img, "acc_model"), "C4.acc_lda": seed_means(img, "acc_lda")}
+    if img.footprint_ratio.nunique() > 1:
+        out["C4.ratio_slope"] = seed_slopes(img, "footprint_ratio")
+    for feature in ("core", "shortcut"):
+        out[f"C4.control_{feature}_acc"] = seed_means(controls[controls.feature == feature], "acc_model")
+    return out
