@@ -261,6 +261,11 @@ def test_world_counts_and_accuracy_table() -> None:
     assert (table["count"] == truth["matched_count"]).all()
     assert table["key"].tolist() == ["/".join(c.parts) for c in world.concepts]
     assert table["heldout"].sum() == 2 and (table.loc[table["heldout"], "count"] == 0).all()
+    prompts = {"accuracy": ["a {}"], "acc_photo": ["a photo of a {}."]}
+    weights = ex.prompt_weights(loaded, ex.world_classnames(world), prompts)
+    pd.testing.assert_frame_equal(ex.world_accuracy(loaded, world, 3, "clean", prompts, weights), acc)
+    with pytest.raises(ValueError, match="number of classes"):
+        ex.world_accuracy(loaded, world, 3, "clean", prompts, {"accuracy": weights["accuracy"][:, :5]})
 
 
 # ----------------------------------------------------------------------------------------------- the real path

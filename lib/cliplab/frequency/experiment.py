@@ -8,7 +8,7 @@ training captions, image via a tagger, matched = both) and zero-shot accuracy pe
 - :func:`clip_tag_world` — a CLIP tagger (the RAM++ analogue) over rendered training images, thresholded at the
   F1-best threshold on held-out images (:func:`f1_threshold`);
 - :func:`concept_accuracy` / :func:`world_accuracy` — per-concept zero-shot accuracy (images encoded once,
-  several prompt sets);
+  several prompt sets); :func:`prompt_weights` builds the classifiers once for several test domains;
 - :func:`train_world_model` — train a tiny CLIP on a variant of a zoo world (e.g. with caption misalignment);
 - :func:`misalignment_control` — such models at several caption-swap rates, with the frequency slope of each;
 - :func:`real_concept_table` — the same table for a real open_clip model, caption corpus and image folder.
@@ -150,35 +150,58 @@ def clip_tag_world(tagger_model: Any, world: Any, n: int, *, templates: Template
     return TaggedCorpus(tagger.hits(chosen), chosen, f1, precision, recall)
 
 
-def concept_accuracy(loaded: Any, data: Any, prompts: Mapping[str, Templates], batch_size: int = 256) -> pd.DataFrame:
+def world_classnames(world: Any) -> list[str]:
+    """The world's class names in concept-id order (the classes of every balanced ``world_eval_set``)."""
+    return [c.name for c in world.concepts]
+
+
+def prompt_weights(loaded: Any, classnames: Sequence[str], prompts: Mapping[str, Templates]) -> dict[str, Any]:
+    """The zero-shot classifier (D, C) of each prompt set, built once to reuse over several test sets."""
+    from cliplab.eval import class_weights
+
+    return {column: class_weights(loaded, classnames, templates) for column, templates in prompts.items()}
+
+
+def concept_accuracy(loaded: Any, data: Any, prompts: Mapping[str, Templates], batch_size: int = 256,
+                     weights: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Per-class zero-shot top-1 for several prompt sets, encoding the images once.
 
     Returns columns concept (``data.class_ids`` or the class index), name, n, and one accuracy column per
     prompt set (named by its key). Classification as open_clip's zero-shot classifier: argmax of image ·
-    template-averaged class embeddings.
+    template-averaged class embeddings. ``weights`` (from :func:`prompt_weights` over ``data.classnames``)
+    replaces building the classifier of each prompt set it names; the others are built here.
     """
     from cliplab.eval import class_weights, encode_images
 
     if not prompts:
         raise ValueError("prompts must map at least one column name to a list of templates")
+    weights = dict(weights or {})
+    wrong = [c for c, w in weights.items() if c in prompts and w.shape[1] != len(data.classnames)]
+    if wrong:
+        raise ValueError(f"weights {wrong} have another number of classes than data ({len(data.classnames)})")
     features = encode_images(loaded, data.images, batch_size)
     labels = np.asarray(data.labels)
     n = np.bincount(labels, minlength=len(data.classnames))
     table = pd.DataFrame({"concept": list(data.class_ids) if data.class_ids is not None else np.arange(len(n)),
                           "name": list(data.classnames), "n": n})
     for column, templates in prompts.items():
-        predictions = (features @ class_weights(loaded, data.classnames, templates)).argmax(dim=1).numpy()
+        classifier = weights[column] if column in weights else class_weights(loaded, data.classnames, templates)
+        predictions = (features @ classifier).argmax(dim=1).numpy()
         correct = np.bincount(labels, weights=predictions == labels, minlength=len(n))
         table[column] = np.divide(correct, n, out=np.zeros(len(n)), where=n > 0)
     return table
 
 
-def world_accuracy(loaded: Any, world: Any, per_concept: int, domain: str,
-                   prompts: Mapping[str, Templates]) -> pd.DataFrame:
-    """:func:`concept_accuracy` on a balanced held-out test set of ``world`` in ``domain`` (every concept)."""
+def world_accuracy(loaded: Any, world: Any, per_concept: int, domain: str, prompts: Mapping[str, Templates],
+                   weights: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """:func:`concept_accuracy` on a balanced held-out test set of ``world`` in ``domain`` (every concept);
+    ``weights``: classifiers from :func:`prompt_weights` over :func:`world_classnames` (built here if None)."""
     from cliplab.eval import world_eval_set
 
-    table = concept_accuracy(loaded, world_eval_set(world, per_concept, domain=domain), prompts)
+    data = world_eval_set(world, per_concept, domain=domain)
+    if weights is not None and list(data.classnames) != world_classnames(world):
+        raise ValueError("the test set's classes are not the world's concepts in id order; build weights for them")
+    table = concept_accuracy(loaded, data, prompts, weights=weights)
     table.insert(2, "domain", domain)
     return table
 
