@@ -42,13 +42,13 @@
 
 # %% tags=["parameters"]
 smoke: bool = False  # shrink everything for a fast CI check
-models: list[str] = ["tiny-s0", "tiny-s1", "small-s0"]  # zoo CLIPs probed zero-shot (each its own world seed)
+models: list[str] = ["tiny-s0", "tiny-s1", "tiny-s2", "tiny-s3", "tiny-s4"]  # C1/C2 replicates: one recipe, 5 seeds
+extra_models: list[str] = ["small-s0"]  # probed the same way, reported beside the series (another recipe)
 n_pairs: int = 300  # two-object probe images per condition and model (each asked about both objects)
 min_matched: int = 100  # probe only concepts with ≥ this many matched training occurrences
 probe_seed: int = 0  # seed of the probe sets (pairs, colours, scene jitter)
 template: str = "In this picture, the color of the {object} is {color}."  # the statement scored per colour
 association_measure: str = "p_colour_given_object"  # or "pmi", association strength from training captions
-n_bootstrap: int = 1000  # bootstrap resamples for CIs, clustered by probe image (pairs for Spearman)
 vqa_model: str = "tiny-s0"  # zoo CLIP the VQA heads are trained on
 vqa_variants: list[str] = ["pooled", "pooled_unfrozen", "layers1", "layers2", "layers2_unfrozen"]  # head variants
 vqa_train_images: int = 4000  # training scenes (1–2 objects) for the VQA heads
@@ -58,7 +58,8 @@ vqa_batch_size: int = 64  # questions per step
 vqa_lr: float = 0.001  # head learning rate; unfrozen encoders use 1e-4
 vqa_width: int = 64  # head width
 vqa_resnet_stage: int = 3  # ModifiedResNet stage giving image tokens, 2 for layer2 (4×4 at 32 px), 3 for layer3 (2×2)
-vqa_seed: int = 0  # seed of head init and minibatches
+vqa_seeds: list[int] = [0, 1, 2, 3, 4]  # C4 replicates: head seeds (init and minibatches), each all variants
+vqa_jobs: int = 2  # heads trained at once in separate processes (one thread each); results do not depend on it
 real_model: str = ""  # real path, an open_clip model name, checkpoint file or local-dir folder; empty means the zoo
 real_pretrained: str = ""  # real path, pretrained tag or weights file for real_model; empty means random init
 photo_dir: str = ""  # real path, a folder <object>/<colour>/*.jpg or a CSV with path, object, colour[, condition]
@@ -75,7 +76,7 @@ import torch
 from IPython.display import Markdown, display
 from tqdm.auto import tqdm
 
-from cliplab import plots, stats
+from cliplab import plots
 from cliplab.core import paths
 from cliplab import association as ca
 from cliplab.association import narrative
@@ -92,10 +93,12 @@ t_start = time.perf_counter()
 real = bool(photo_dir)
 if bool(real_model) != real:
     raise ValueError("the real path needs both real_model and photo_dir (or neither, to use the zoo)")
+if not real and vqa_model not in [*models, *extra_models]:
+    raise ValueError(f"vqa_model {vqa_model!r} must be one of the probed models {[*models, *extra_models]}")
 
 if smoke:
-    models, n_pairs, min_matched, n_bootstrap = ["tiny-s0", "tiny-s1"], 40, 20, 200
-    vqa_train_images, vqa_test_images, vqa_steps = 300, 100, 25
+    models, extra_models, n_pairs, min_matched = ["tiny-s0", "tiny-s1"], [], 40, 20
+    vqa_train_images, vqa_test_images, vqa_steps, vqa_seeds, vqa_jobs = 300, 100, 25, [0, 1], 1
 metrics: dict[str, float] = {}
 
 # %% [markdown]
@@ -113,7 +116,7 @@ if real:
     probe_sets = {"real": ca.build_photo_probes(photos, n_pairs, probe_seed, size=image_size(loaded_real.model))}
     zoo = {}
 else:
-    zoo = {name: zoo_model(name, smoke=smoke) for name in tqdm(models, desc="loading zoo models")}
+    zoo = {name: zoo_model(name, smoke=smoke) for name in tqdm([*models, *extra_models], desc="loading zoo models")}
     probe_sets = {}
     for name, m in zoo.items():
         known = ca.known_concepts(m.concepts, min_matched)
@@ -136,6 +139,8 @@ pd.DataFrame({name: s.table.groupby(["condition", "kind"]).size() for name, s in
 # 100 · image · text on normalised features; the answer is the best colour. **Single** = accuracy on the
 # controls, **Two** = correct colour on two-object images, **Two\*** = the *other* object's colour, **third** =
 # a colour on neither object, **CAB** = (1 − Two + Two\*)/2 (1: always the other colour, 0.5: no preference).
+# Each zoo CLIP of `models` (one recipe, its own world seed and model seed) is one replicate of the claims; the
+# models of `extra_models` (another recipe) are scored alike and shown beside them, never pooled into the series.
 
 # %%
 scored = []
@@ -144,38 +149,32 @@ for name, probes in tqdm(probe_sets.items(), desc="scoring probes"):
     scored.append(ca.run_probes(model, probes, template).assign(model=name))
 scored = pd.concat(scored, ignore_index=True)
 per_model = ca.cab_by(scored, ["model", "condition"])
-for r in per_model.itertuples():
-    for metric in ca.METRICS:
-        metrics[f"model.{r.model.replace('-', '_')}.{r.condition}.{metric}"] = getattr(r, metric)
-pooled = ca.cab_by(scored, "condition").set_index("condition")
-cis = {c: ca.cab_ci(g, ["model", "pair_id"], seed=0, n_resamples=n_bootstrap)
-       for c, g in scored.groupby("condition")}
+series_models = [m for m in models if m in set(scored.model)] if not real else []
+per_model["series"] = per_model.model.isin(series_models)
 per_model.round(3)
 
 # %%
-bars = per_model.melt(id_vars=["model", "condition"], value_vars=["single", "two", "two_star"],
+bars = per_model.melt(id_vars=["model", "condition", "series"], value_vars=["single", "two", "two_star"],
                       var_name="metric", value_name="rate")
 bars["metric"] = bars["metric"].map({"single": "Single", "two": "Two", "two_star": "Two*"})
 fig, ax = plt.subplots(figsize=(7.5, 4))
-sns.barplot(bars, x="condition", y="rate", hue="metric", errorbar=None, ax=ax, palette="Set2")
+sns.barplot(bars[bars.series | real], x="condition", y="rate", hue="metric", errorbar=None, ax=ax, palette="Set2")
 sns.stripplot(bars, x="condition", y="rate", hue="metric", dodge=True, ax=ax, palette="dark:k", size=4,
               legend=False, alpha=0.7)
 ax.axhline(0.5, color="grey", lw=1, ls=":")
 ax.set(ylim=(0, 1.02), ylabel="fraction of answers", xlabel="",
-       title="Single-object accuracy, Two (correct) and Two* (other object's colour); dots = models")
+       title="Single, Two (correct) and Two* (other object's colour): bars = series mean, dots = models")
 art.save_figure(fig, "single_two_twostar")
 plt.show()
-summary = pooled[["single", "two", "two_star", "third", "cab"]].copy()
-summary["cab_ci"] = [f"[{cis[c]['cab_ci_low']:.3f}, {cis[c]['cab_ci_high']:.3f}]" for c in summary.index]
-summary.round(3)
+per_model.pivot(index="model", columns="condition", values="cab").round(3)
 
 # %% [markdown]
 # ## 3. CAB vs association strength (C2)
 # Association strength of an (object, colour) binding is P(colour | object) counted in the model's own
 # training captions (each zoo model has its own world and corpus). A pair's strength is the mean over its two
 # objects with the colours they show; per-pair CAB averages the questions asked about that (object, colour,
-# other object, colour) combination. Spearman ρ pools all models' pairs, with a bootstrap CI that resamples
-# the two questions of a pair ("A about B", "B about A": the same images) together.
+# other object, colour) combination. Spearman ρ is taken per model, over that model's pairs of all conditions:
+# one value per replicate.
 
 # %%
 if not real:
@@ -184,27 +183,27 @@ if not real:
         key = (repr(m.world.config), m.entry.corpus_size)  # models sharing a world and corpus share the counts
         if key not in strengths:
             strengths[key] = ca.association_strength(m.world, m.entry.corpus_size)
-        strength = strengths[key]
-        rows = scored[scored.model == name]
-        table, _ = ca.cab_vs_association(rows, strength, association_measure, which="pair")
+        table, _ = ca.cab_vs_association(scored[scored.model == name], strengths[key], association_measure,
+                                         which="pair")
         per_pair.append(table.assign(model=name))
     per_pair = pd.concat(per_pair, ignore_index=True)
-    rho, rho_low, rho_high = ca.spearman_ci(per_pair.cab, per_pair.association, seed=0, n_resamples=n_bootstrap,
-                                            groups=ca.pair_clusters(per_pair))
-    side_rho = {side: stats.spearman(per_pair.cab, per_pair[f"{side}_association"]) for side in ("query", "other")}
+    summaries = {name: ca.model_summary(scored, per_pair, name) for name in zoo}
+    shown = per_pair[per_pair.model.isin(series_models)]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    jitter = np.random.default_rng(0).uniform(-0.02, 0.02, len(per_pair))
-    sns.scatterplot(x=per_pair.association, y=per_pair.cab + jitter, hue=per_pair.condition, alpha=0.5, s=18, ax=ax)
-    bins = pd.qcut(per_pair.association.rank(method="first"), 8, labels=False)
-    binned = per_pair.groupby(bins)[["association", "cab"]].mean()
+    jitter = np.random.default_rng(0).uniform(-0.02, 0.02, len(shown))
+    sns.scatterplot(x=shown.association, y=shown.cab + jitter, hue=shown.condition, alpha=0.5, s=18, ax=ax)
+    bins = pd.qcut(shown.association.rank(method="first"), 8, labels=False)
+    binned = shown.groupby(bins)[["association", "cab"]].mean()
     ax.plot(binned.association, binned.cab, "k-o", lw=1.5, ms=4, label="binned mean")
     ax.axhline(0.5, color="grey", lw=1, ls=":")
+    rhos = ", ".join(f"{summaries[m]['spearman_assoc']:+.2f}" for m in series_models)
     ax.set(xlabel=f"association strength of the pair ({association_measure}, training captions)",
-           ylabel="per-pair CAB (jittered)", title=f"Spearman ρ = {rho:+.3f} [{rho_low:+.3f}, {rho_high:+.3f}]")
+           ylabel="per-pair CAB (jittered)", title=f"series models; Spearman ρ per model: {rhos}")
     ax.legend(fontsize=7)
     art.save_figure(fig, "cab_vs_association")
     plt.show()
-    display(per_pair.groupby("condition")[["association", "cab"]].mean().round(3))
+    display(pd.DataFrame(summaries).T[["spearman_assoc", "spearman_assoc_query", "spearman_assoc_other",
+                                      "n_pairs"]].round(3))
 
 # %% [markdown]
 # ## 4. Mitigation and the VQA link (C4)
@@ -213,7 +212,10 @@ if not real:
 # capacity: an MLP on the pooled embeddings (frozen / encoders fine-tuned), and 1–2 Transformer layers over
 # [image tokens; text tokens] (frozen, or 2 layers with fine-tuned encoders). The image tower is a
 # ModifiedResNet whose last map is 1×1 at 32 px, so its image tokens are the 2×2 layer3 map (`vqa_resnet_stage`).
-# CAB of a head: the same natural-colour probes, each question answered by the head.
+# CAB of a head: the same natural-colour probes, each question answered by the head. Each head seed of
+# `vqa_seeds` trains every variant (its own init and minibatch order) and gives its own Spearman ρ(CAB, VQA
+# accuracy) over the variants: one replicate of C4. Frozen-encoder heads train on the encoders' outputs
+# computed once (the same computation as re-encoding every minibatch); `vqa_jobs` heads train at once.
 
 # %%
 if not real:
@@ -225,68 +227,55 @@ if not real:
     natural_probes = ca.ProbeSet(natural_probes.table[natural_probes.table.condition == "natural"],
                                  natural_probes.images, natural_probes.palette)
     config = ca.VQAConfig(steps=vqa_steps, batch_size=vqa_batch_size, lr=vqa_lr, width=vqa_width,
-                          resnet_stage=vqa_resnet_stage, seed=vqa_seed, num_threads=1)
-    sweep = pd.concat([ca.variant_sweep(base.loaded, vqa_train, vqa_test, natural_probes, [v], [vqa_seed], config)
-                       for v in tqdm(vqa_variants, desc="training VQA heads")], ignore_index=True)
+                          resnet_stage=vqa_resnet_stage, num_threads=1)
+    t_heads = time.perf_counter()
+    sweep = ca.variant_sweep(base.loaded, vqa_train, vqa_test, natural_probes, vqa_variants, vqa_seeds, config,
+                             jobs=vqa_jobs)
+    print(f"{len(sweep)} VQA heads in {time.perf_counter() - t_heads:.1f} s ({vqa_jobs} at once)")
     clip_vqa = ca.zero_shot_vqa_accuracy(base.loaded, vqa_test, template)
     clip_cab = ca.cab_metrics(natural)["cab"]
-    rho_vqa = ca.cab_vqa_rank_correlation(sweep)
+    head_series = ca.head_seed_series(sweep)
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    sns.scatterplot(sweep, x="cab", y="vqa_accuracy", hue="variant", s=70, ax=ax)
+    sns.scatterplot(sweep, x="cab", y="vqa_accuracy", hue="variant", s=25, alpha=0.5, ax=ax, legend=False)
+    means = sweep.groupby("variant", sort=False)[["cab", "vqa_accuracy"]].mean().reset_index()
+    sns.scatterplot(means, x="cab", y="vqa_accuracy", hue="variant", s=90, ax=ax, edgecolor="k")
     ax.scatter([clip_cab], [clip_vqa], marker="*", s=180, color="k", label="zero-shot CLIP (no head)")
-    for r in sweep.itertuples():
+    for r in means.itertuples():
         ax.annotate(r.variant, (r.cab, r.vqa_accuracy), fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.axhline(1 / len(vqa_train.palette), color="grey", lw=1, ls=":", label="chance")
+    rhos = ", ".join(f"{r:+.2f}" for r in head_series["C4.spearman_cab_vqa"])
     ax.set(xlabel="CAB on natural-colour probes", ylabel="VQA accuracy (held-out two-object scenes)",
-           title=f"{vqa_model}: Spearman(CAB, VQA) over heads ρ = {rho_vqa:+.2f}")
+           title=f"{vqa_model}: small dots = head seeds, big = seed means\nρ(CAB, VQA) per seed: {rhos}")
     ax.legend(fontsize=7)
     art.save_figure(fig, "cab_vs_vqa")
     plt.show()
-    display(sweep[["variant", "vqa_accuracy", "single", "two", "two_star", "third", "cab", "train_loss"]].round(3))
+    display(sweep.pivot(index="variant", columns="seed", values=["vqa_accuracy", "cab"]).round(3))
 
 # %% [markdown]
 # ## 5. Metrics and verdicts
-# Each check in `claims.yaml` was written from the paper's claim before any default-scale run. At smoke scale
-# the models are barely trained, so the numbers only show that the pipeline is wired.
+# Each claim statistic is logged per replicate (`KEY.r0 …`, and `KEY` = their mean) and scored over replicates
+# by the rule in `replications/REPORT.md`. How the checks came to be: they were first written from the paper's
+# claims before any default-scale run; they were then revised (issue 22), after earlier default-scale runs had
+# been seen, to score each statistic over replicates (zoo CLIPs, head seeds) instead of one run's bootstrap
+# CIs; each revision is recorded under `revised:` in `claims.yaml`. At smoke scale the models are barely
+# trained and only two replicates run, so the verdicts there only show that the pipeline is wired.
 
 # %%
-for c in pooled.index:
-    for metric in ca.METRICS:
-        metrics[f"{'C1' if c == 'natural' else 'C2'}.{metric}_{c}"] = pooled.loc[c, metric]
-    metrics[f"C2.cab_{c}"] = pooled.loc[c, "cab"]
-    metrics[f"C2.cab_{c}_ci_low"], metrics[f"C2.cab_{c}_ci_high"] = cis[c]["cab_ci_low"], cis[c]["cab_ci_high"]
-for c in ("unnatural", "weak"):
-    if c in pooled.index:
-        metrics[f"C2.two_{c}"], metrics[f"C2.two_star_{c}"] = pooled.loc[c, "two"], pooled.loc[c, "two_star"]
-if "natural" in pooled.index:
-    nat = per_model[per_model.condition == "natural"].cab
-    metrics.update({"C1.cab_natural_ci_low": cis["natural"]["cab_ci_low"],
-                    "C1.cab_natural_ci_high": cis["natural"]["cab_ci_high"],
-                    "C1.cab_natural_model_min": nat.min(), "C1.cab_natural_model_max": nat.max(),
-                    "C1.n_models": float(len(nat))})
-if not real:
-    metrics.update({"C2.spearman_assoc": rho, "C2.spearman_assoc_ci_low": rho_low,
-                    "C2.spearman_assoc_ci_high": rho_high, "C2.spearman_assoc_query": side_rho["query"],
-                    "C2.spearman_assoc_other": side_rho["other"], "C2.n_pairs": float(len(per_pair))})
-    for r in sweep.itertuples():
-        metrics.update({f"C4.vqa_{r.variant}": r.vqa_accuracy, f"C4.cab_{r.variant}": r.cab,
-                        f"C4.two_{r.variant}": r.two, f"C4.two_star_{r.variant}": r.two_star})
-    heads = sweep[sweep.variant.map(lambda v: ca.VARIANTS[v].layers > 0)]
-    if len(heads):
-        metrics["C4.cab_transformer_heads"] = heads.cab.mean()
-    # ρ is undefined when every head has the same CAB or accuracy: no evidence of a link, reported as 0 + flag
-    metrics["C4.spearman_defined"] = float(np.isfinite(rho_vqa))
-    metrics.update({"C4.spearman_cab_vqa": rho_vqa if np.isfinite(rho_vqa) else 0.0, "C4.cab_clip": clip_cab,
-                    "C4.vqa_clip": clip_vqa,
-                    "C4.n_variants": float(len(sweep)), "C4.vqa_min": sweep.vqa_accuracy.min(),
-                    "C4.vqa_max": sweep.vqa_accuracy.max(), "C4.cab_min": sweep.cab.min(),
-                    "C4.cab_max": sweep.cab.max()})
-art.log_metrics(metrics)
 if real:
+    for r in per_model.itertuples():
+        for metric in ca.METRICS:
+            metrics[f"model.{r.model.replace('-', '_')}.{r.condition}.{metric}"] = getattr(r, metric)
+    art.log_metrics(metrics)
     display(Markdown("Real path: the claims need the zoo's training captions and VQA heads, so only the "
                      "per-condition probe metrics above are reported."))
 else:
-    verdicts = check_claims(paths.claims_path(paths.project_root(), "concept_association_bias"), art.metrics)
+    art.log_replicates(ca.model_series(scored, per_pair, series_models))
+    art.log_metrics(ca.model_metrics(scored, per_pair, list(zoo)))
+    art.log_metrics({"C1.n_models": float(len(series_models)), "C2.n_models": float(len(series_models))})
+    art.log_replicates(head_series)
+    art.log_metrics(ca.head_summary(sweep) | {"C4.cab_clip": clip_cab, "C4.vqa_clip": clip_vqa})
+    verdicts = check_claims(paths.claims_path(paths.project_root(), "concept_association_bias"), art.metrics,
+                            smoke=smoke)
     display(results_table(verdicts))
 
 # %% [markdown]
@@ -298,24 +287,24 @@ else:
 #   *other* object's colour when both are shown is the paper's "bag of concepts": the colour is bound to the
 #   name, not to the position. A low third-colour rate rules out plain confusion among colours. Compare our
 #   numbers with the paper's as a mechanism, not as a level: these are 4.6–7.9 M parameter CLIPs on a
-#   procedural world, not a web-scale CLIP.
+#   procedural world, not a web-scale CLIP. Each zoo CLIP of the series is one replicate (world and model seed).
 # * **C2.** Where the names carry no colour (weak concepts) or the shown colours contradict the names
 #   (unnatural), there is no association to lean on, and the card's reading predicts answers split between
-#   the two colours shown (Two close to Two\*). The pooled Spearman ρ with association strength mostly restates
-#   the contrast between conditions: natural pairs have both high association and high CAB, weak and unnatural
-#   pairs low of both, while inside the natural condition the strengths span only 0.8 to 1.0 (the world's
-#   design). So the data can support the claim's contrast — strong when associated, absent when weak — not a
-#   graded dose–response.
-# * **C4.** Each head is one training run with one seed, and the paper's variants A–E are not documented (card
-#   §2), so a ranking among heads whose CAB differs by a few points is within run-to-run noise: a zoo CLIP
-#   trained earlier by the same recipe (other thread count, so other last bits) ranked them differently. The
-#   claim's first half (a VQA head on top of CLIP lowers CAB) is the robust part; its monotonicity over our five
-#   variants is the fragile one.
+#   the two colours shown (Two close to Two\*). Each model's Spearman ρ with association strength mostly
+#   restates the contrast between conditions: natural pairs have both high association and high CAB, weak and
+#   unnatural pairs low of both, while inside the natural condition the strengths span only 0.8 to 1.0 (the
+#   world's design). So the data can support the claim's contrast — strong when associated, absent when weak —
+#   not a graded dose–response.
+# * **C4.** The paper's variants A–E are not documented (card §2), and a ranking among heads whose CAB differs
+#   by a few points moves with the head's seed: a single seed's ρ is not a measurement (an earlier zoo CLIP
+#   of the same recipe ranked the heads differently). So C4 is scored over head seeds, each seed's ρ over all
+#   variants, on one zoo CLIP (`vqa_model`). The claim's first half (a VQA head on top of CLIP lowers CAB) and
+#   its monotonicity over our five variants are read separately below.
 # * **C3, C5** are not testable here (no autoregressive captioner in the zoo; no Rel3D part–whole task).
 
 # %%
 if not real:
-    display(Markdown(narrative.reading(art.metrics, verdicts)))
+    display(Markdown(narrative.reading(art.metrics, verdicts, extra_models=[m for m in zoo if m not in models])))
 
 # %%
 print(pd.Series(art.metrics).sort_index().round(4).to_string())

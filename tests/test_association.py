@@ -534,3 +534,115 @@ def test_notebook_real_path_runs(tmp_path: Path) -> None:
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
     assert "model.real.photos.cab" in metrics and "C1.cab_natural" not in metrics
     assert (result.out_dir / "figures" / "single_two_twostar.png").is_file()
+
+
+# --------------------------------------------------------------------------------------------------------
+# replicate series (what the claims are scored over) and the sweep's shortcuts
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_frozen_features_train_the_same_head_as_encoding_every_minibatch(tiny: LoadedModel) -> None:
+    from cliplab.association import vqa
+
+    palette = ["red", "green", "blue", "yellow"]
+    train = _toy_vqa(96, 0, palette)
+    config = ca.VQAConfig(steps=6, batch_size=16, warmup=2, width=32, seed=3)
+    features = ca.encode_frozen(tiny, train, config.resnet_stage)
+    assert features.image_tokens.shape[0] == len(train.images) and features.text_tokens.shape[0] == len(train)
+    for name in ("pooled", "layers1"):
+        cached = ca.train_vqa_head(tiny, train, name, config, features=features)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            head = vqa.VQAHead(copy.deepcopy(tiny.model), len(palette), ca.VARIANTS[name], config.width,
+                               config.heads, config.resnet_stage)
+            history = vqa._fit(head, tiny, train, config)  # encodes every minibatch again
+        # the same computation up to float rounding (one big encoder batch vs one per step), which Adam can
+        # amplify on near-zero gradients of this random-init model: compare what the heads answer
+        assert [h["loss"] for h in history] == pytest.approx(cached.history.loss.tolist(), abs=1e-4)
+        with torch.no_grad():
+            x = torch.stack([tiny.preprocess(Image.fromarray(img)) for img in train.images[:16]])
+            tokens = tiny.tokenizer(train.questions[:16])
+            assert torch.allclose(cached.head(x, tokens), head.eval()(x, tokens), atol=1e-3)
+    with pytest.raises(ValueError, match="resnet_stage"):
+        ca.train_vqa_head(tiny, train, "pooled", ca.VQAConfig(steps=1, batch_size=4, warmup=0, width=32,
+                                                              resnet_stage=2), features=features)
+
+
+@pytest.mark.slow
+def test_variant_sweep_does_not_depend_on_jobs(world: World, tiny: LoadedModel) -> None:
+    train, test = ca.vqa_data(world, 30, "train"), ca.vqa_data(world, 10, "test", n_objects=(2,))
+    probes = ca.build_probes(world, "natural", 3, 0)
+    config = ca.VQAConfig(steps=3, batch_size=8, warmup=1, width=32)
+    args = (tiny, train, test, probes, ["pooled", "pooled_unfrozen"], [0, 1], config)
+    serial, parallel = ca.variant_sweep(*args, jobs=1), ca.variant_sweep(*args, jobs=2)
+    assert list(zip(serial.variant, serial.seed)) == [("pooled", 0), ("pooled", 1), ("pooled_unfrozen", 0),
+                                                     ("pooled_unfrozen", 1)]
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
+def _two_rows(model: str, condition: str, n_other: int, n_right: int, n_third: int) -> list[dict[str, object]]:
+    """Two-object rows answered with the other colour, the right one, or a third colour, plus one control."""
+    answers = ["blue"] * n_other + ["red"] * n_right + ["green"] * n_third
+    rows: list[dict[str, object]] = [{"model": model, "condition": condition, "kind": "two", "query_colour": "red",
+                                      "other_colour": "blue", "predicted": a} for a in answers]
+    return rows + [{"model": model, "condition": condition, "kind": "single", "query_colour": "red",
+                    "other_colour": None, "predicted": "red"}]
+
+
+def test_model_series_gives_one_replicate_per_model_and_leaves_others_out() -> None:
+    rows = []
+    for model, other in (("m0", 6), ("m1", 8), ("extra", 10)):
+        rows += _two_rows(model, "natural", other, 10 - other, 0)
+        rows += _two_rows(model, "weak", 5, 5, 0) + _two_rows(model, "unnatural", 4, 4, 2)
+    scored = pd.DataFrame(rows)
+    rng = np.random.default_rng(0)
+    per_pair = pd.DataFrame({"model": np.repeat(["m0", "m1", "extra"], 6), "cab": np.tile(np.linspace(0, 1, 6), 3)})
+    per_pair["association"] = per_pair.cab
+    per_pair["query_association"] = rng.random(len(per_pair))
+    per_pair["other_association"] = per_pair.cab
+    per_pair.loc[per_pair.model == "m1", "association"] *= -1  # m1: a perfectly negative ρ
+    series = ca.model_series(scored, per_pair, ["m0", "m1"])
+    assert series["C1.cab_natural"] == pytest.approx([0.6, 0.8])  # (1 − Two + Two*) / 2 per model
+    assert series["C2.cab_natural"] == series["C1.cab_natural"]
+    assert series["C2.cab_weak"] == pytest.approx([0.5, 0.5]) and series["C1.single_natural"] == [1.0, 1.0]
+    assert series["C2.third_unnatural"] == pytest.approx([0.2, 0.2])
+    assert series["C2.spearman_assoc"] == pytest.approx([1.0, -1.0])  # per model, never pooled into one value
+    assert series["C2.spearman_assoc_other"] == pytest.approx([1.0, 1.0]) and series["C2.spearman_defined"] == [1, 1]
+    assert all(len(v) == 2 for v in series.values())
+    flat = ca.model_metrics(scored, per_pair, ["m0", "extra"])
+    assert flat["model.extra.natural.cab"] == pytest.approx(1.0) and "model.m1.natural.cab" not in flat
+    assert flat["model.m0.spearman_assoc"] == pytest.approx(1.0)
+    constant = per_pair.assign(cab=0.5)
+    assert ca.model_summary(scored, constant, "m0")["spearman_defined"] == 0.0
+    with pytest.raises(ValueError, match="distinct"):
+        ca.model_series(scored, per_pair, ["m0", "m0"])
+    with pytest.raises(ValueError, match="no scored probes"):
+        ca.model_series(scored, per_pair, ["missing"])
+
+
+def test_head_seed_series_gives_one_rank_correlation_per_seed() -> None:
+    variants = ["pooled", "layers1", "layers2"]
+    rows = []
+    for seed, vqa in ((0, [0.5, 0.6, 0.7]), (1, [0.7, 0.6, 0.5]), (2, [0.6, 0.6, 0.6])):
+        for v, acc, cab in zip(variants, vqa, [0.6, 0.4, 0.2]):
+            rows.append({"variant": v, "seed": seed, "vqa_accuracy": acc, "cab": cab, "two": 1 - cab, "two_star": cab})
+    sweep = pd.DataFrame(rows)
+    series = ca.head_seed_series(sweep)
+    assert series["C4.spearman_cab_vqa"] == pytest.approx([-1.0, 1.0, 0.0])  # seed 2: tied accuracy, undefined
+    assert series["C4.spearman_defined"] == [1.0, 1.0, 0.0]
+    assert series["C4.cab_transformer_heads"] == pytest.approx([0.3, 0.3, 0.3])
+    assert series["C4.vqa_pooled"] == pytest.approx([0.5, 0.7, 0.6]) and len(series["C4.cab_layers2"]) == 3
+    summary = ca.head_summary(sweep)
+    assert summary["C4.n_seeds"] == 3 and summary["C4.n_variants"] == 3
+    assert summary["C4.vqa_min"] == pytest.approx(0.6) and summary["C4.cab_max"] == pytest.approx(0.6)
+    assert ca.transformer_variants(variants) == ["layers1", "layers2"]
+    with pytest.raises(ValueError, match="lacks variants"):
+        ca.head_seed_series(sweep.iloc[:-1])
+
+
+def test_photo_labels_with_underscores_are_said_with_spaces(tmp_path: Path) -> None:
+    assert ca.object_name("coffee_cup") == "coffee cup" and ca.object_name("lemon") == "lemon"
+    root = write_photos(tmp_path / "photos")
+    (root / "lemon").rename(root / "sweet_lemon")
+    probes = ca.build_photo_probes(ca.read_object_photos(root), 8, seed=0, size=32)
+    assert "sweet lemon" in set(probes.table["query"]) and "sweet_lemon" in set(probes.table["query_concept"])

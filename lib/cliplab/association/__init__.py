@@ -10,6 +10,7 @@ association strength from training captions, and the VQA-head mitigation.
 
 Real photos: :func:`read_object_photos` + :func:`build_photo_probes` give the same table, scored the same way.
 The VQA link (paper C4): :func:`vqa_data`, :func:`train_vqa_head`, :func:`head_scorer`, :func:`variant_sweep`.
+Per-replicate statistics the claims are scored over (zoo models for C1/C2, head seeds for C4): ``series``.
 """
 
 from cliplab.association.metrics import METRICS, cab, cab_by, cab_ci, cab_metrics, pair_cab, seed_summary
@@ -22,6 +23,7 @@ from cliplab.association.probes import (
     compose_pair,
     concat_probes,
     known_concepts,
+    object_name,
     probe_concepts,
     read_object_photos,
 )
@@ -34,6 +36,14 @@ from cliplab.association.scoring import (
     predict_colours,
     run_probes,
     score_colour_statements,
+)
+from cliplab.association.series import (
+    head_seed_series,
+    head_summary,
+    model_metrics,
+    model_series,
+    model_summary,
+    transformer_variants,
 )
 from cliplab.association.strength import (
     MEASURES,
@@ -49,12 +59,14 @@ from cliplab.association.vqa import (
     RESNET_STAGES,
     VARIANTS,
     VQA_TEMPLATE,
+    FrozenFeatures,
     HeadVariant,
     TrainedHead,
     VQAConfig,
     VQAData,
     VQAHead,
     cab_vqa_rank_correlation,
+    encode_frozen,
     head_scorer,
     image_tokens,
     text_tokens,
@@ -67,12 +79,14 @@ from cliplab.association.vqa import (
 
 __all__ = [
     "CONDITIONS", "DEFAULT_TEMPLATE", "MEASURES", "METRICS", "PROBE_COLUMNS", "RESNET_STAGES", "VARIANTS",
-    "VQA_TEMPLATE", "HeadVariant", "ProbeSet", "Scorer", "TrainedHead", "VQAConfig", "VQAData", "VQAHead",
+    "VQA_TEMPLATE", "FrozenFeatures", "HeadVariant", "ProbeSet", "Scorer", "TrainedHead", "VQAConfig", "VQAData", "VQAHead",
     "association_strength", "build_photo_probes", "build_probes", "cab", "cab_by", "cab_ci", "cab_metrics",
     "cab_vqa_rank_correlation", "cab_vs_association", "caption_counts", "check_template", "clip_scorer",
-    "colour_statements", "compose_pair", "concat_probes", "head_scorer", "image_tokens", "known_concepts", "pair_cab",
+    "colour_statements", "compose_pair", "concat_probes", "encode_frozen", "head_scorer", "head_seed_series", "head_summary", "image_tokens", "known_concepts", "model_metrics", "model_series",
+    "model_summary", "object_name", "pair_cab",
     "pair_clusters",
     "predict_colours", "probe_concepts", "read_object_photos", "run_probes", "score_colour_statements",
     "seed_summary", "spearman_ci", "spearman_pvalue", "strength_from_counts", "text_tokens", "train_vqa_head",
+    "transformer_variants",
     "variant_sweep", "vqa_accuracy", "vqa_data", "zero_shot_vqa_accuracy",
 ]

@@ -270,7 +270,9 @@ def build_photo_probes(photos: pd.DataFrame, n_pairs: int, seed: int, size: int 
 
     ``palette`` defaults to every colour in ``photos``; the table has the same columns as world probes
     (concept ids are the object names). Rows are labelled ``condition``, or, when ``photos`` has a
-    ``condition`` column, with that column's value, and both photos of a pair then share it. ``size`` should
+    ``condition`` column, with that column's value, and both photos of a pair then share it. The prompt names an
+    object by its label with underscores as spaces (``coffee_cup`` → "coffee cup", :func:`object_name`); the
+    concept id keeps the label. ``size`` should
     be the model's input size (:func:`cliplab.models.preprocess.image_size`).
     """
     if not isinstance(photos, pd.DataFrame) or not {"path", "object", "colour"} <= set(photos.columns):
@@ -301,7 +303,7 @@ def build_photo_probes(photos: pd.DataFrame, n_pairs: int, seed: int, size: int 
         a, b = records[i], records[j]
         label = str(groups[i])
         images.append(compose_pair(a["path"], b["path"], size))
-        objs = [{"concept": r["object"], "name": r["object"], "colour": r["colour"], "position": pos}
+        objs = [{"concept": r["object"], "name": object_name(r["object"]), "colour": r["colour"], "position": pos}
                 for r, pos in ((a, "left"), (b, "right"))]
         for q, o in ((0, 1), (1, 0)):
             rows.append(_row(label, seed, pair_id, "two", len(images) - 1, objs[q], objs[o]))
@@ -311,6 +313,11 @@ def build_photo_probes(photos: pd.DataFrame, n_pairs: int, seed: int, size: int 
     table = pd.DataFrame(rows, columns=list(PROBE_COLUMNS))
     table["probe_id"] = np.arange(len(table))
     return ProbeSet(table, images, palette)
+
+
+def object_name(label: str) -> str:
+    """The object's name as a prompt says it: a folder or CSV label with '_' read as a space (coffee_cup)."""
+    return " ".join(str(label).replace("_", " ").split())
 
 
 def _partners(objects: np.ndarray, colours: np.ndarray, groups: np.ndarray, i: int) -> np.ndarray:

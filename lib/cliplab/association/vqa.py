@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -272,12 +274,16 @@ class VQAHead(nn.Module):
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Answer logits (B, n_classes) for preprocessed images (B, 3, H, W) and question tokens (B, L)."""
-        img_pooled, img_tok, txt_pooled, txt_tok = self._encode(images, tokens)
+        return self.classify(*self._encode(images, tokens), tokens)
+
+    def classify(self, img_pooled: torch.Tensor, img_tok: torch.Tensor, txt_pooled: torch.Tensor,
+                 txt_tok: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Answer logits from the encoders' outputs (what :meth:`forward` computes after encoding)."""
         if self.variant.layers == 0:
             features = torch.cat([nn.functional.normalize(img_pooled, dim=-1),
                                   nn.functional.normalize(txt_pooled, dim=-1)], dim=-1)
             return self.mlp(features)
-        b = images.shape[0]
+        b = img_tok.shape[0]
         sequence = torch.cat([
             self.cls.expand(b, -1, -1),
             self.image_proj(img_tok) + self.type_embedding[0],
@@ -287,6 +293,46 @@ class VQAHead(nn.Module):
         padding = torch.cat([keep, tokens == PAD_TOKEN], dim=1)
         encoded = self.encoder(sequence, src_key_padding_mask=padding)
         return self.classifier(self.norm(encoded[:, 0]))
+
+
+@dataclass(frozen=True)
+class FrozenFeatures:
+    """The frozen encoders' outputs for every image and question of a :class:`VQAData`, computed once.
+
+    A head whose encoders are frozen (and in eval mode) sees the same encoder outputs for an image at every
+    step, so training on these is the same computation as encoding each minibatch again, without repeating the
+    encoders ``steps`` times. ``image`` holds (pooled, tokens) per image of ``data.images``; ``text`` (pooled,
+    tokens) per question.
+    """
+
+    image_pooled: torch.Tensor
+    image_tokens: torch.Tensor
+    text_pooled: torch.Tensor
+    text_tokens: torch.Tensor
+    tokens: torch.Tensor
+    resnet_stage: int
+
+
+def encode_frozen(loaded: LoadedModel, data: VQAData, resnet_stage: int = 3, batch_size: int = 256) -> FrozenFeatures:
+    """Encode every image and distinct question of ``data`` once with ``loaded``'s (frozen, eval-mode) encoders."""
+    model = loaded.model
+    was_training = model.training
+    model.eval()
+    tokens = tokenize_unique(loaded.tokenizer, data.questions)
+    unique, inverse = torch.unique(tokens, dim=0, return_inverse=True)
+    pooled, toks = [], []
+    try:
+        with torch.no_grad():
+            for s in range(0, len(data.images), batch_size):
+                x = images_to_tensor(data.images[s:s + batch_size], model, loaded.preprocess)
+                p, t = image_tokens(model, x, resnet_stage)
+                pooled.append(p)
+                toks.append(t)
+            txt_pooled, txt_tok = text_tokens(model, unique)
+    finally:
+        model.train(was_training)
+    return FrozenFeatures(torch.cat(pooled), torch.cat(toks), txt_pooled[inverse], txt_tok[inverse], tokens,
+                          resnet_stage)
 
 
 @dataclass
@@ -314,8 +360,13 @@ class TrainedHead:
 
 
 def train_vqa_head(loaded: LoadedModel, data: VQAData, variant: str | HeadVariant = "layers1",
-                   config: VQAConfig = VQAConfig(), progress: bool = False) -> TrainedHead:
-    """Train one head on ``data`` (deterministic given ``config.seed``); the caller's model is not modified."""
+                   config: VQAConfig = VQAConfig(), progress: bool = False,
+                   features: FrozenFeatures | None = None) -> TrainedHead:
+    """Train one head on ``data`` (deterministic given ``config.seed``); the caller's model is not modified.
+
+    A frozen-encoder head trains on ``features`` (:func:`encode_frozen` of the same model and data, computed
+    here when not given; share one across heads to encode once); heads that fine-tune the encoders ignore it.
+    """
     if not isinstance(loaded, LoadedModel):
         raise TypeError(f"expected a LoadedModel from cliplab.models.load_model, got {type(loaded).__name__}")
     if not isinstance(data, VQAData):
@@ -333,14 +384,20 @@ def train_vqa_head(loaded: LoadedModel, data: VQAData, variant: str | HeadVarian
             torch.manual_seed(config.seed)
             head = VQAHead(copy.deepcopy(loaded.model), len(data.palette), variant, config.width, config.heads,
                            config.resnet_stage)
-            history = _fit(head, loaded, data, config)
+            if not variant.unfreeze and features is None:
+                features = encode_frozen(loaded, data, config.resnet_stage)
+            if features is not None and features.resnet_stage != config.resnet_stage:
+                raise ValueError(f"features were encoded at resnet_stage {features.resnet_stage}, the config asks "
+                                 f"for {config.resnet_stage}")
+            history = _fit(head, loaded, data, config, None if variant.unfreeze else features)
     finally:
         torch.set_num_threads(previous_threads)
     head.eval()
     return TrainedHead(head, loaded, list(data.palette), variant, pd.DataFrame(history))
 
 
-def _fit(head: VQAHead, loaded: LoadedModel, data: VQAData, config: VQAConfig) -> list[dict[str, float]]:
+def _fit(head: VQAHead, loaded: LoadedModel, data: VQAData, config: VQAConfig,
+         features: FrozenFeatures | None = None) -> list[dict[str, float]]:
     own = [p for n, p in head.named_parameters() if not n.startswith("clip.")]
     groups = [{"params": own, "lr": config.lr}]
     if head.variant.unfreeze:
@@ -364,8 +421,13 @@ def _fit(head: VQAHead, loaded: LoadedModel, data: VQAData, config: VQAConfig) -
     for step in range(config.steps):
         tic = time.perf_counter()
         idx = torch.randint(len(data), (config.batch_size,), generator=generator)
-        x = images_to_tensor(data.images[image_index[idx].numpy()], head.clip, loaded.preprocess)
-        logits = head(x, tokens[idx])
+        if features is None:
+            x = images_to_tensor(data.images[image_index[idx].numpy()], head.clip, loaded.preprocess)
+            logits = head(x, tokens[idx])
+        else:
+            img = image_index[idx]
+            logits = head.classify(features.image_pooled[img], features.image_tokens[img],
+                                   features.text_pooled[idx], features.text_tokens[idx], tokens[idx])
         loss = nn.functional.cross_entropy(logits, answers[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -410,16 +472,69 @@ def head_scorer(trained: TrainedHead, template: str = VQA_TEMPLATE) -> Scorer:
 
 def variant_sweep(loaded: LoadedModel, train: VQAData, test: VQAData, probes: ProbeSet,
                   variants: Sequence[str | HeadVariant] = tuple(VARIANTS), seeds: Sequence[int] = (0,),
-                  config: VQAConfig = VQAConfig()) -> pd.DataFrame:
-    """Train every (variant, seed) head; one row each with VQA accuracy on ``test`` and CAB metrics on ``probes``."""
-    rows = []
-    for name in variants:
-        for seed in seeds:
-            trained = train_vqa_head(loaded, train, name, _with_seed(config, seed))
-            scored = run_probes(head_scorer(trained), probes)
-            rows.append({"variant": trained.variant.name, "seed": int(seed), "vqa_accuracy": vqa_accuracy(trained, test),
-                         "train_loss": float(trained.history["loss"].tail(20).mean()), **cab_metrics(scored)})
+                  config: VQAConfig = VQAConfig(), jobs: int = 1) -> pd.DataFrame:
+    """Train every (variant, seed) head; one row each with VQA accuracy on ``test`` and CAB metrics on ``probes``.
+
+    Frozen-encoder heads share one :func:`encode_frozen` of ``train``. ``jobs`` > 1 trains that many heads at
+    once in separate (spawned) processes, ``config.num_threads`` threads each; every head is a pure function of
+    its (variant, seed, config), so the table is the same for any ``jobs`` (rows in variant, then seed order).
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    tasks = [(name, int(seed)) for name in variants for seed in seeds]
+    if not tasks:
+        raise ValueError("variant_sweep needs at least one variant and one seed")
+    if jobs == 1 or len(tasks) < 2:
+        _init_worker(loaded, train, test, probes, config)
+        try:
+            return pd.DataFrame([_worker_head(name, seed) for name, seed in tasks])
+        finally:
+            _WORKER.clear()
+    context = multiprocessing.get_context("spawn")  # no forked torch thread pools
+    # the costliest heads (fine-tuned encoders, then more layers) first, so none is left alone at the end
+    order = sorted(range(len(tasks)), key=lambda k: _head_cost(tasks[k][0]), reverse=True)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=context, initializer=_init_pool_worker,
+                             initargs=(loaded, train, test, probes, config)) as pool:
+        futures = {k: pool.submit(_worker_head, *tasks[k]) for k in order}
+        rows = [futures[k].result() for k in range(len(tasks))]
     return pd.DataFrame(rows)
+
+
+_WORKER: dict[str, Any] = {}  # what every head of a sweep shares, set once per process by _init_worker
+
+
+def _init_worker(loaded: LoadedModel, train: VQAData, test: VQAData, probes: ProbeSet, config: VQAConfig) -> None:
+    _WORKER.clear()
+    _WORKER.update(loaded=loaded, train=train, test=test, probes=probes, config=config, features=None)
+
+
+def _init_pool_worker(loaded: LoadedModel, train: VQAData, test: VQAData, probes: ProbeSet,
+                      config: VQAConfig) -> None:
+    torch.set_num_threads(config.num_threads)  # a spawned process would otherwise use every core
+    _init_worker(loaded, train, test, probes, config)
+
+
+def _head_cost(variant: str | HeadVariant) -> tuple[bool, int]:
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    return v.unfreeze, v.layers
+
+
+def _worker_head(variant: str | HeadVariant, seed: int) -> dict[str, Any]:
+    """Train and evaluate one head from the sweep's shared inputs (``_WORKER``): one row of the sweep table."""
+    w = _WORKER
+    config = _with_seed(w["config"], seed)
+    resolved = VARIANTS[variant] if isinstance(variant, str) and variant in VARIANTS else variant
+    if isinstance(resolved, HeadVariant) and not resolved.unfreeze and w["features"] is None:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(config.num_threads)
+        try:
+            w["features"] = encode_frozen(w["loaded"], w["train"], config.resnet_stage)
+        finally:
+            torch.set_num_threads(previous)
+    trained = train_vqa_head(w["loaded"], w["train"], variant, config, features=w["features"])
+    scored = run_probes(head_scorer(trained), w["probes"])
+    return {"variant": trained.variant.name, "seed": int(seed), "vqa_accuracy": vqa_accuracy(trained, w["test"]),
+            "train_loss": float(trained.history["loss"].tail(20).mean()), **cab_metrics(scored)}
 
 
 def cab_vqa_rank_correlation(sweep: pd.DataFrame) -> float:
