@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,7 @@ def test_every_committed_claims_file_is_valid() -> None:
     assert files, "no claims.yaml found"
     for path in files:
         _, entries = load_claims(path)
-        assert [c.id for c in entries] == sorted((c.id for c in entries), key=lambda s: (len(s), s))
+        natural = [[int(t) if t.isdigit() else t for t in re.split(r"(\d+)", c.id)] for c in entries]
+        assert natural == sorted(natural), [c.id for c in entries]  # C2 before C10, A-C3b between A-C3 and A-C4
         for c in entries:
             assert c.check is not None or c.untestable, c.id
