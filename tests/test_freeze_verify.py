@@ -103,3 +103,11 @@ def test_verify_exits_non_zero_on_a_verdict_change(demo_project: Path, tmp_path:
     out = capsys.readouterr().out
     assert "DIFFERENT VERDICT (here: replicates; versioned: does not replicate)" in out
     assert "1 with a different verdict" in out
+
+
+def test_verify_names_a_metric_written_on_one_side_only(demo_project: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    write_metrics(demo_project / "replications", {"C1.total": 6.0, "C1.total.r0": 6.0})
+    write_metrics(tmp_path / "versioned", {"C1.total": 6.0})
+    main(["verify", "--against", str(tmp_path / "versioned")])
+    assert "C1.total.r0: here 6, versioned nan (written on one side only)" in capsys.readouterr().out

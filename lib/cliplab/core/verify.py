@@ -77,10 +77,12 @@ def versioned_metrics(root: Path, paper: str, smoke: bool, rev: str) -> dict[str
 
 
 def render(paper: str, rows: list[ClaimComparison]) -> list[str]:
-    """One line per claim, then one indented line per metric beyond tolerance."""
+    """One line per claim, then one indented line per metric beyond tolerance or written on one side only."""
     lines = []
     for row in rows:
         word = "same verdict" if row.same_verdict else "DIFFERENT VERDICT"
         lines.append(f"{paper} {row.claim}: {word} (here: {row.ours}; versioned: {row.theirs})")
-        lines += [f"    {key}: here {a:.6g}, versioned {b:.6g} (beyond tolerance)" for key, a, b in row.off_tolerance]
+        lines += [f"    {key}: here {a:.6g}, versioned {b:.6g} "
+                  + ("(written on one side only)" if math.isnan(a) or math.isnan(b) else "(beyond tolerance)")
+                  for key, a, b in row.off_tolerance]
     return lines
