@@ -41,6 +41,7 @@
 
 # %% tags=["parameters"]
 smoke: bool = False  # shrink everything for a fast CI check
+seed: int = 0  # root seed: data seed r is seed + r, image seed r is seed + r
 seeds: int = 5  # independent data seeds (fresh embeddings, draws and inits): the replicates of C1–C3, C5
 rho_s_values: list[float] = [0.6, 0.7, 0.8, 0.9]  # shortcut predictivities of the main sweep; rho_c is 0.9
 alpha_s_values: list[float] = [1.0, 2.0, 3.0, 4.0, 5.0]  # shortcut amplitudes of the main sweep; alpha_c is 1
@@ -92,7 +93,7 @@ if smoke:
     kernel_n, nest_eta_c = 200, [0, 1]
     image_ratios, image_seeds, image_epochs, image_n_train = [1, 4], 2, 1, 256
 
-seed_list = list(range(seeds))
+seed_list = list(range(seed, seed + seeds))
 train = sc.TrainConfig(width=width, epochs=epochs, batch_size=batch_size, lr=lr)
 base = sc.ShortcutConfig()  # card defaults: d=100, ρ_c=0.9, σ_sc=0.6, α_c=1, η=0, n=3200, 30×30 probes
 
@@ -239,9 +240,10 @@ nest_summary
 
 # %%
 img_base = si.ImageConfig(rho_s=image_rho_s, epochs=image_epochs, n_train=image_n_train)
-img = si.image_sweep(image_ratios, list(range(image_seeds)), img_base)
+image_seed_list = list(range(seed, seed + image_seeds))
+img = si.image_sweep(image_ratios, image_seed_list, img_base)
 controls = pd.DataFrame([si.single_feature_control(replace(img_base, footprint_ratio=max(image_ratios)), f, s)
-                         for f in ("core", "shortcut") for s in range(image_seeds)])
+                         for f in ("core", "shortcut") for s in image_seed_list])
 
 example = si.render(np.array([[1.0, -1.0]]), replace(img_base, footprint_ratio=max(image_ratios)),
                     np.random.default_rng(0))[0]

@@ -137,6 +137,22 @@ def cmd_verify(args: argparse.Namespace, root: Path) -> int:
     return EXIT_FAILED if changed else EXIT_OK
 
 
+def cmd_reseed(args: argparse.Namespace, root: Path) -> int:
+    """Clone the project with every seed moved by OFFSET: the second independent run of the verdicts."""
+    from cliplab.core.reseed import make_workspace
+    from cliplab.core.sample_data import write_sample
+
+    try:
+        target = make_workspace(root, Path(args.folder).resolve(), args.offset)
+    except (ValueError, FileExistsError) as err:
+        return _fail(EXIT_USAGE, str(err))
+    write_sample(target / "data")
+    print(f"reseeded workspace (seeds + {args.offset}) in {target}. Run it, then compare the verdicts:\n"
+          f"  cd {target} && cliplab replicate\n"
+          f"  cd {root} && cliplab verify --against {target / 'replications'}")
+    return EXIT_OK
+
+
 def cmd_new(args: argparse.Namespace, root: Path) -> int:
     """Scaffold a paper, run its smoke notebook once and keep those metrics as this CPU's golden variant."""
     from cliplab.core import scaffold
@@ -205,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_verify.add_argument("--rev", default="HEAD", help="git revision whose dvc.lock names the versioned results")
     p_verify.add_argument("--smoke", action="store_true", help="compare the smoke outputs")
     p_verify.set_defaults(func=cmd_verify)
+
+    p_reseed = sub.add_parser("reseed", help="clone the project with every seed moved by OFFSET (a second run)")
+    p_reseed.add_argument("offset", type=int, help="added to every seed (zoo worlds and models, paper seeds)")
+    p_reseed.add_argument("folder", help="new folder for the clone")
+    p_reseed.set_defaults(func=cmd_reseed)
 
     p_new = sub.add_parser("new", help="scaffold a new replication (package, notebook, claims, params, stages, test)")
     p_new.add_argument("paper", help="lower-case identifier, e.g. my_paper")
