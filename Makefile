@@ -21,9 +21,13 @@ $(STAMP): pyproject.toml requirements.lock
 	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lib/cliplab/core/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $(STAMP)
 
-# data/ is versioned by data.dvc: pull it from the DVC remote, or rebuild the deterministic sample.
+# data/ is versioned by data.dvc: pull it from the DVC remote, or rebuild the deterministic sample. Done once per
+# data.dvc (the stamp is newer than data.dvc), so a rerun with nothing changed costs no pull and no rebuild.
+DATA_STAMP := .cliplab/data.stamp
 data: setup
-	@$(BIN)/dvc pull -q data.dvc 2>/dev/null || $(BIN)/cliplab sample-data data
+	@if [ ! -d data ] || [ ! $(DATA_STAMP) -nt data.dvc ]; then \
+	  { $(BIN)/dvc pull -q data.dvc 2>/dev/null || $(BIN)/cliplab sample-data data; } && mkdir -p .cliplab && touch $(DATA_STAMP); \
+	fi
 
 replicate: setup data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/cliplab replicate

@@ -1,4 +1,4 @@
-"""Speed of the model zoo: training samples/s per model size, and the whole zoo's time against 10 minutes.
+"""Speed of the model zoo: training samples/s per model size, and the whole zoo's time against 6 minutes.
 
     .venv/bin/python benchmarks/bench_zoo.py [--params params.yaml] [--steps 200] [--full]
 
@@ -28,7 +28,7 @@ from cliplab.world import World
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Result, print_results  # noqa: E402
 
-TARGET_S = 600.0
+TARGET_S = 360.0  # issue 26: the default zoo in ≤ 6 min on a 2-core machine
 RENDER_PROBE = 2000
 
 
@@ -40,6 +40,35 @@ def render_rate(world: World, n: int = RENDER_PROBE) -> float:
     for _ in world.iter_samples(n):
         pass
     return n / (time.perf_counter() - tic)
+
+
+def projection(entries: list, world_params: dict, jobs: int, steps: int) -> list[Result]:
+    """Throughput per architecture and the whole zoo's PROJECTED time (see the module doc)."""
+    results: list[Result] = []
+    rates: dict[tuple[str, int, int], float] = {}
+    for key in sorted({(e.arch, e.train_config().batch_size, e.train_config().num_threads) for e in entries}):
+        arch, batch, threads = key
+        rate = measure_throughput(arch, batch_size=batch, steps=steps, num_threads=threads)
+        rates[key] = rate
+        print(f"{arch} @ batch {batch}: {rate:.0f} samples/s ({threads} threads, {steps} steps)", flush=True)
+        results.append(Result(f"{arch} training throughput (batch {batch}, {threads} threads)", rate, 1.0,
+                              "samples/s", higher_is_better=True))
+    render_rates: dict[str, float] = {}
+    workers = [0.0] * jobs
+    for e in training_order(entries):
+        world_key = repr(sorted(e.world_config(world_params).to_dict().items()))
+        if world_key not in render_rates:
+            render_rates[world_key] = render_rate(World(e.world_config(world_params)))
+        config = e.train_config()
+        rate = rates[(e.arch, config.batch_size, config.num_threads)]
+        seconds = e.total_steps() * config.batch_size / rate + e.corpus_size / render_rates[world_key]
+        worker = workers.index(min(workers))
+        workers[worker] += seconds
+        print(f"{e.name}: {e.total_steps()} steps x {config.batch_size} on {e.arch} + render {e.corpus_size} "
+              f"-> {seconds:.0f} s (worker {worker})")
+    results.append(Result(f"whole zoo, {len(entries)} models, {jobs} at once (train+render)",
+                          max(workers), TARGET_S, "s", how="projected"))
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -61,35 +90,13 @@ def main(argv: list[str] | None = None) -> None:
             tic = time.perf_counter()
             train_zoo(entries, zoo_dir, world_params, jobs=jobs, progress=True)
             total = time.perf_counter() - tic
-        results.append(Result(f"whole zoo, {len(entries)} models, {jobs} at once, MEASURED (train+render+eval)",
+        results.append(Result(f"whole zoo, {len(entries)} models, {jobs} at once (train+render+eval)",
                               total, TARGET_S, "s"))
         print_results("model zoo training time (measured)", results)
         return
 
-    rates: dict[tuple[str, int, int], float] = {}
-    for key in sorted({(e.arch, e.train_config().batch_size, e.train_config().num_threads) for e in entries}):
-        arch, batch, threads = key
-        rate = measure_throughput(arch, batch_size=batch, steps=args.steps, num_threads=threads)
-        rates[key] = rate
-        print(f"{arch} @ batch {batch}: {rate:.0f} samples/s ({threads} threads, {args.steps} steps)", flush=True)
-        results.append(Result(f"{arch} training throughput (batch {batch}, {threads} threads)", rate, 1.0,
-                              "samples/s", higher_is_better=True))
-    render_rates: dict[str, float] = {}
-    workers = [0.0] * jobs
-    for e in training_order(entries):
-        world_key = repr(sorted(e.world_config(world_params).to_dict().items()))
-        if world_key not in render_rates:
-            render_rates[world_key] = render_rate(World(e.world_config(world_params)))
-        config = e.train_config()
-        rate = rates[(e.arch, config.batch_size, config.num_threads)]
-        seconds = e.total_steps() * config.batch_size / rate + e.corpus_size / render_rates[world_key]
-        worker = workers.index(min(workers))
-        workers[worker] += seconds
-        print(f"{e.name}: {e.total_steps()} steps x {config.batch_size} on {e.arch} + render {e.corpus_size} "
-              f"-> {seconds:.0f} s (worker {worker})")
-    results.append(Result(f"whole zoo, {len(entries)} models, {jobs} at once, PROJECTED (train+render)",
-                          max(workers), TARGET_S, "s"))
-    print("(throughput targets are informational: 1 sample/s; the zoo target is the 10-minute budget)")
+    results += projection(entries, world_params, jobs, args.steps)
+    print("(throughput targets are informational: 1 sample/s; the zoo target is the 6-minute budget)")
     print_results("model zoo training (projection from measured step times)", results)
 
 

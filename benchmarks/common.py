@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -18,6 +19,21 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def cpu_description() -> str:
+    """The CPU every figure belongs to: model name, family/model, the vector ISA torch picks from, core count."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    flags = set(fields.get("flags", "").split())
+    isa = "AMX" if "amx_tile" in flags else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')}, model "
+            f"{fields.get('model', '?')}, {isa}), {os.cpu_count()} cores")
+
+
 @dataclass(frozen=True)
 class Result:
     name: str
@@ -25,6 +41,7 @@ class Result:
     target: float
     unit: str
     higher_is_better: bool = False
+    how: str = "measured"  # or "projected" / "composed": said wherever the figure is shown
 
     @property
     def ratio(self) -> float:
@@ -40,17 +57,19 @@ class Result:
 def print_results(title: str, results: list[Result]) -> None:
     """Print one table and append the results to .cliplab/bench.jsonl."""
     width = max(len(r.name) for r in results)
-    print(f"\n== {title} (machine: {os.cpu_count()} cores)")
+    cpu = cpu_description()
+    print(f"\n== {title} (CPU: {cpu})")
     print(f"{'benchmark':<{width}}  {'measured':>12}  {'target':>12}  {'ratio':>7}  met")
     for r in results:
         sign = "≥" if r.higher_is_better else "≤"
+        how = "" if r.how == "measured" else f"  ({r.how})"
         print(f"{r.name:<{width}}  {r.measured:>10.2f} {r.unit:<1}  {sign}{r.target:>9.2f} {r.unit:<1}  "
-              f"{r.ratio:>6.2f}×  {'yes' if r.met else 'NO'}")
+              f"{r.ratio:>6.2f}×  {'yes' if r.met else 'NO'}{how}")
     log = REPO / ".cliplab" / "bench.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
         for r in results:
-            fh.write(json.dumps({"title": title, **asdict(r), "ratio": r.ratio, "time": time.time()}) + "\n")
+            fh.write(json.dumps({"title": title, **asdict(r), "ratio": r.ratio, "cpu": cpu, "time": time.time()}) + "\n")
 
 
 def env_with_venv() -> dict[str, str]:

@@ -15,12 +15,33 @@ import sys
 from pathlib import Path
 
 from cliplab.core import paths
-from cliplab.core.claims import ClaimsError, load_claims, write_report
-from cliplab.core.parameters import ParameterError, parse_assignments
-from cliplab.core.runner import RunFailed, declared_parameters, papers, run_paper
-from cliplab.core.scaffold import ScaffoldError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# The errors that end a command with one line instead of a traceback, by the module that defines them. Commands
+# import what they need when they run (jupytext, papermill, scipy and torch take seconds), so `cliplab --help`
+# loads none of them; an error can only have been raised once its module is loaded, so it is looked up there.
+_ERRORS = {
+    ("cliplab.core.parameters", "ParameterError"): EXIT_USAGE,
+    ("cliplab.core.scaffold", "ScaffoldError"): EXIT_USAGE,
+    ("cliplab.core.claims", "ClaimsError"): EXIT_FAILED,
+    ("cliplab.core.runner", "RunFailed"): EXIT_FAILED,
+}
+
+
+def _exit_code(err: BaseException) -> int | None:
+    """The exit code of a known error (see ``_ERRORS``), or None for one that should show its traceback."""
+    for (module, name), code in _ERRORS.items():
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(err, cls):
+            return code
+    return EXIT_USAGE if isinstance(err, FileNotFoundError) else None
+
+
+def papers(root: Path) -> list[str]:
+    from cliplab.core.runner import papers as listed
+
+    return listed(root)
 
 
 def _fail(code: int, message: str) -> int:
@@ -30,6 +51,9 @@ def _fail(code: int, message: str) -> int:
 
 def cmd_list(args: argparse.Namespace, root: Path) -> int:
     """Print papers, their parameters (name, type, default, help) and claims."""
+    from cliplab.core.claims import load_claims
+    from cliplab.core.runner import declared_parameters
+
     listing = []
     for paper in papers(root):
         params = declared_parameters(root, paper)
@@ -59,6 +83,9 @@ def cmd_list(args: argparse.Namespace, root: Path) -> int:
 
 
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
+    from cliplab.core.parameters import parse_assignments
+    from cliplab.core.runner import run_paper
+
     overrides = parse_assignments(args.set or [])
     result = run_paper(
         args.paper, smoke=args.smoke, overrides=overrides, timeout=args.timeout,
@@ -69,6 +96,8 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
 
 
 def cmd_report(args: argparse.Namespace, root: Path) -> int:
+    from cliplab.core.claims import write_report
+
     target, text = write_report(root, papers(root), smoke=args.smoke)
     print(text)
     print(f"written to {target}")
@@ -156,6 +185,7 @@ def cmd_reseed(args: argparse.Namespace, root: Path) -> int:
 def cmd_new(args: argparse.Namespace, root: Path) -> int:
     """Scaffold a paper, run its smoke notebook once and keep those metrics as this CPU's golden variant."""
     from cliplab.core import scaffold
+    from cliplab.core.runner import run_paper
 
     written = scaffold.new_paper(root, args.paper, args.title)
     print("written: " + ", ".join(written))
@@ -256,17 +286,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = paths.project_root()
         return args.func(args, root)
-    except (ParameterError, ScaffoldError, FileNotFoundError) as err:
-        return _fail(EXIT_USAGE, str(err))
-    except ClaimsError as err:
-        return _fail(EXIT_FAILED, str(err))
-    except RunFailed as err:
-        return _fail(EXIT_FAILED, str(err))
     except KeyboardInterrupt:
         return _fail(EXIT_FAILED, "interrupted; previous outputs are untouched")
     except BrokenPipeError:  # e.g. `cliplab report | head`
         sys.stderr.close()
         return EXIT_OK
+    except Exception as err:
+        code = _exit_code(err)
+        if code is None:
+            raise
+        return _fail(code, str(err))
 
 
 if __name__ == "__main__":
