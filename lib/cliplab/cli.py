@@ -124,6 +124,26 @@ def cmd_replicate(args: argparse.Namespace, root: Path) -> int:
     return EXIT_OK
 
 
+def cmd_transfer(args: argparse.Namespace, root: Path) -> int:
+    """``cliplab pull|push [TARGET...]``: probe the DVC remote (seconds, not minutes), then dvc pull/push."""
+    from cliplab.core.remote import RemoteUnreachable, check_reachable, resolve_remote
+
+    dvc = shutil.which("dvc", path=_env_with_venv_on_path()["PATH"])
+    if dvc is None:
+        return _fail(EXIT_USAGE, "dvc is not installed in this environment; run 'make setup' first")
+    try:
+        remote = resolve_remote(dvc, root, args.remote)
+        check_reachable(remote)
+    except RemoteUnreachable as err:
+        return _fail(EXIT_FAILED, f"{args.command}: {err}")
+    targets = args.targets or ["report"]
+    cmd = [dvc, args.command, "-r", remote.name, *targets, *(["--with-deps"] if args.with_deps else [])]
+    proc = subprocess.run(cmd, cwd=root, env=_env_with_venv_on_path(), check=False)
+    if proc.returncode != 0:
+        return _fail(EXIT_FAILED, f"'{' '.join(cmd[1:])}' failed (exit {proc.returncode}); see the output above")
+    return EXIT_OK
+
+
 def cmd_claims(args: argparse.Namespace, root: Path) -> int:
     """Freeze checks: record each check's hash and date, and any change after a run, in claims.yaml."""
     from cliplab.core.freeze import freeze
@@ -234,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep = sub.add_parser("replicate", help="run every paper through the DVC pipeline, then the scoreboard")
     p_rep.add_argument("--smoke", action="store_true", help="the smoke pipeline (separate outputs)")
     p_rep.set_defaults(func=cmd_replicate)
+
+    for verb, direction in (("pull", "fetch versioned artifacts from"), ("push", "store artifacts in")):
+        p_move = sub.add_parser(verb, help=f"{direction} the DVC remote (checked for reachability first)")
+        p_move.add_argument("targets", nargs="*", help="DVC stages or .dvc files (default: report)")
+        p_move.add_argument("-r", "--remote", default=None, help="remote name (default: DVC's default remote)")
+        p_move.add_argument("--no-deps", dest="with_deps", action="store_false",
+                            help="only the named targets, not the stages they depend on")
+        p_move.set_defaults(func=cmd_transfer)
 
     p_report = sub.add_parser("report", help="check claims against metrics and write REPORT.md")
     p_report.add_argument("--smoke", action="store_true", help="score the smoke outputs")

@@ -34,7 +34,7 @@ import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from cliplab.models.checkpoint import record_weights_checksum
 from cliplab.models.loading import load_model
 from cliplab.models.registry import register_configs
 from cliplab.models.training import DifferentRun, TrainConfig, TrainData, train_clip
@@ -70,6 +71,7 @@ SMOKE_SUFFIX = "-smoke"
 that never overlap, as the smoke replications live apart from the default ones."""
 # TrainConfig fields a zoo entry may set; seed comes from the entry, the rest are how it runs, not what it learns.
 # num_threads is settable (and part of the model's identity): torch's CPU kernels give other bits on other counts.
+SNAPSHOTS = 5  # resumable training snapshots per zoo model
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"seed", "progress", "checkpoint_every"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -98,8 +100,14 @@ class ZooEntry:
         return WorldConfig.from_dict({**(world_params or {}), "seed": self.seed, **self.world})
 
     def train_config(self, progress: bool = False) -> TrainConfig:
-        """The TrainConfig of this model (seeded with the entry's seed; torch threads from ``train.num_threads``)."""
-        return TrainConfig(**self.train, seed=self.seed, progress=progress)
+        """The TrainConfig of this model (seeded with the entry's seed; torch threads from ``train.num_threads``).
+
+        A resumable snapshot is written every fifth of the run (``SNAPSHOTS``), so a killed training continues
+        from its last one; snapshots do not change the weights (resuming is bit-identical to not stopping).
+        """
+        config = TrainConfig(**self.train, seed=self.seed, progress=progress)
+        every = max(1, config.total_steps(self.corpus_size) // SNAPSHOTS)
+        return replace(config, checkpoint_every=every)
 
     def total_steps(self) -> int:
         """Optimiser steps this entry trains for."""
@@ -379,6 +387,7 @@ def train_zoo_model(entry: ZooEntry, zoo_dir: str | Path, world_params: dict[str
         result = train_clip(entry.arch, data, config, folder, resume=True)
     except DifferentRun:  # params.yaml now defines this model differently: the stored one is stale
         result = train_clip(entry.arch, data, config, folder, resume=False)
+    record_weights_checksum(folder)  # models saved before the card carried one
     train_s = time.perf_counter() - tic
     tic = time.perf_counter()
     previous = torch.get_num_threads()

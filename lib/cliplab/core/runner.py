@@ -1,16 +1,15 @@
 """Run one paper's notebook headlessly: validate parameters -> papermill -> publish outputs atomically.
 
-All work happens in a staging folder under ``.cliplab/staging``. Only a run that finishes and writes its
-metrics is moved into ``replications/PAPER/``; a failed run leaves the previous outputs exactly as they were
-and keeps its partial notebook under ``.cliplab/failed`` for inspection.
+All work happens in a staging folder on the destination's filesystem (``cliplab.core.publish``), under a lock
+that refuses a second run into the same folder. Only a run that finishes and writes its metrics is moved into
+``replications/PAPER/``, all outputs or none; a failed, killed or disk-full run leaves the previous outputs
+exactly as they were and keeps its partial notebook under ``.cliplab/failed`` for inspection.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 
 from cliplab.core import paths
 from cliplab.core.parameters import Parameter, ParameterError, read_parameters, resolve
+from cliplab.core.publish import PublishFailed, RunBusy, clear_stale_staging, publish, run_lock, staging_dir
 
 OUTPUT_FILES = ("executed.ipynb", "params.json", "metrics.json")  # published in this order, metrics last
 PROJECT_KERNEL = "cliplab"
@@ -28,6 +28,9 @@ PROJECT_KERNEL = "cliplab"
 
 class RunFailed(RuntimeError):
     """The notebook did not finish; the message names the cell, the error and the partial notebook."""
+
+
+PUBLISHED = ("figures", *OUTPUT_FILES)
 
 
 @dataclass(frozen=True)
@@ -122,19 +125,6 @@ def _keep_aside(root: Path, staging: Path, paper: str) -> Path | None:
     return target
 
 
-def _publish(staging: Path, dest: Path) -> None:
-    """Move outputs into ``dest`` one atomic rename at a time; figures/ is swapped as a whole."""
-    dest.mkdir(parents=True, exist_ok=True)
-    new_figures, old_figures = staging / "figures", dest / "figures"
-    if new_figures.is_dir():
-        backup = staging / "figures.previous"
-        if old_figures.exists():
-            os.replace(old_figures, backup)
-        os.replace(new_figures, old_figures)
-    for name in OUTPUT_FILES:
-        os.replace(staging / name, dest / name)
-
-
 def run_paper(
     paper: str,
     *,
@@ -150,8 +140,6 @@ def run_paper(
 
     Raises ParameterError (before any work, nothing touched) or RunFailed (previous outputs intact).
     """
-    import papermill
-
     root = root or paths.project_root()
     notebook = check_paper(root, paper)
     values = resolve_run_parameters(root, paper, overrides or {}, smoke)
@@ -159,9 +147,25 @@ def run_paper(
         raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}")
     dest = out or paths.replication_dir(root, paper, smoke=values.get("smoke", False))
 
-    staging_root = paths.state_dir(root) / "staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{paper}-", dir=staging_root))
+    state = paths.state_dir(root)
+    try:
+        with run_lock(state, paper, dest):
+            for folder in clear_stale_staging(state, paper, dest):
+                print(f"{paper}: removed {folder}, left by an interrupted run")
+            return _execute(root, paper, notebook, values, dest, staging_dir(state, paper, dest), timeout,
+                            progress, log_output)
+    except (RunBusy, PublishFailed) as err:
+        raise RunFailed(f"{paper}: {err}") from None
+    except OSError as err:  # e.g. no space left while writing the staging folder: dest is untouched
+        raise RunFailed(f"{paper} failed: {err.strerror or err} ({err.filename or 'writing outputs'}); the previous "
+                        f"outputs in {dest} are untouched") from None
+
+
+def _execute(root: Path, paper: str, notebook: Path, values: dict[str, Any], dest: Path, staging: Path,
+             timeout: float | None, progress: bool, log_output: bool) -> RunResult:
+    """Run the notebook in ``staging`` and publish its outputs into ``dest``; the staging folder never stays."""
+    import papermill
+
     start = time.perf_counter()
     try:
         source = staging / "source.ipynb"
@@ -189,7 +193,7 @@ def run_paper(
             kept = _keep_aside(root, staging, paper)
             raise RunFailed(f"{paper} finished but wrote no metrics.json (call art.write_metrics()); notebook at {kept}")
         (staging / "params.json").write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-        _publish(staging, dest)
+        publish(staging, dest, PUBLISHED)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return RunResult(paper, dest, values, time.perf_counter() - start)

@@ -11,6 +11,7 @@ resuming never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,6 +41,26 @@ def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata:
     # clone() breaks any storage sharing, which safetensors refuses to serialise
     save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     os.replace(tmp, path)
+
+
+def weights_sha256(path: str | Path) -> str:
+    """sha256 of a weights file: recorded in the card at save time, checked at load time (safetensors carries
+    no checksum of its own, so a flipped bit in the tensor data would otherwise load silently)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_weights_checksum(folder: str | Path) -> str:
+    """Add ``weights_sha256`` to a saved model's card when it lacks one (models saved before it existed)."""
+    folder = Path(folder)
+    card = read_card(folder)
+    if "weights_sha256" not in card:
+        card["weights_sha256"] = weights_sha256(folder / WEIGHTS_FILE)
+        _atomic_write_text(folder / CARD_FILE, json.dumps(card, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return card["weights_sha256"]
 
 
 def preprocess_config(model: torch.nn.Module) -> dict[str, Any]:
@@ -81,13 +102,15 @@ def save_checkpoint(
     }
     card.update(extra_card or {})
     try:
-        card_text = json.dumps(card, indent=2, sort_keys=True, default=_json_default)
+        json.dumps(card, default=_json_default)
     except TypeError as err:
         raise TypeError(f"extra_card must be JSON-serialisable: {err}") from None
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _atomic_save_tensors(out / WEIGHTS_FILE, model.state_dict(), metadata={"format": "pt"})
+    card["weights_sha256"] = weights_sha256(out / WEIGHTS_FILE)
+    card_text = json.dumps(card, indent=2, sort_keys=True, default=_json_default)
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_config(model)}
     _atomic_write_text(out / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True) + "\n")
     _atomic_write_text(out / CARD_FILE, card_text + "\n")

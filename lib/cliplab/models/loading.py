@@ -30,8 +30,9 @@ from urllib.parse import urlparse
 import open_clip
 import torch
 from open_clip.pretrained import get_pretrained_cfg, has_hf_hub, list_pretrained_tags_by_model
+from safetensors import SafetensorError
 
-from cliplab.models.checkpoint import CONFIG_FILE, read_card
+from cliplab.models.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE, read_card, weights_sha256
 from cliplab.models.registry import register_configs
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
@@ -169,6 +170,10 @@ def _load_random(name: str, device: str | torch.device, seed: int) -> LoadedMode
 
 
 def _load_local_dir(folder: Path, device: str | torch.device, name: str | None, source: str | None = None) -> LoadedModel:
+    """A ``local-dir:`` folder: its config, then its safetensors weights (checked against the card's sha256).
+
+    Without safetensors, a ``.bin/.pt/.pth`` file is read only through ``torch.load(weights_only=True)``.
+    """
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder not found: {folder} (expected a local-dir: folder with {CONFIG_FILE})")
     if not (folder / CONFIG_FILE).is_file():
@@ -176,12 +181,29 @@ def _load_local_dir(folder: Path, device: str | torch.device, name: str | None, 
             f"{folder} has no {CONFIG_FILE}: it is not an open_clip local-dir folder "
             "(write one with cliplab.models.save_checkpoint)"
         )
-    if not any(next(folder.glob(f"*{suffix}"), None) for suffix in (".safetensors", ".bin", ".pth")):
-        raise WeightsUnavailable(f"{folder} has {CONFIG_FILE} but no weights file (open_clip_model.safetensors)")
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        weights = next((p for p in sorted(folder.iterdir()) if p.suffix in WEIGHT_SUFFIXES), None)
+    if weights is None:
+        raise WeightsUnavailable(f"{folder} has {CONFIG_FILE} but no weights file ({WEIGHTS_FILE})")
+    _check_weights_checksum(folder, weights)
     spec = LOCAL_DIR_PREFIX + str(folder.resolve())
-    model, _, preprocess = open_clip.create_model_and_transforms(spec, device=device)
+    with _quiet_open_clip():
+        model, _, preprocess = open_clip.create_model_and_transforms(spec, load_weights=False, device=device)
+    _read_weights_into(model, weights)
+    model.to(device)
     label = name or read_card(folder).get("name") or folder.name
     return _finish(model, label, source or spec, spec, preprocess)
+
+
+def _check_weights_checksum(folder: Path, weights: Path) -> None:
+    """Refuse weights whose sha256 differs from the one their card recorded when they were saved."""
+    expected = read_card(folder).get("weights_sha256")
+    if expected and weights.name == WEIGHTS_FILE and weights_sha256(weights) != expected:
+        raise ValueError(
+            f"{weights} is corrupt: its sha256 differs from the one {CARD_FILE} recorded when it was saved (a "
+            "partial copy or a flipped bit). Restore it (`dvc pull zoo` / `dvc checkout zoo`) or retrain the model."
+        )
 
 
 def default_zoo_dir() -> Path:
@@ -218,7 +240,12 @@ def _load_zoo(name: str, zoo_dir: str | Path | None, device: str | torch.device)
 
 
 def _read_weights_into(model: torch.nn.Module, path: Path) -> None:
-    """Load a weights file into ``model``; pickled formats only through torch.load(weights_only=True)."""
+    """Load a weights file into ``model``; pickled formats only through torch.load(weights_only=True).
+
+    Every way a file can fail to be the model's weights ends in one ValueError naming the file: not a readable
+    safetensors file (truncated, corrupt, or a pickle under that name), a pickle holding code, or tensors that
+    do not fit the architecture (a config and weights of different models).
+    """
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix not in WEIGHT_SUFFIXES:
@@ -230,6 +257,15 @@ def _read_weights_into(model: torch.nn.Module, path: Path) -> None:
             f"{path} holds pickled objects that torch.load(weights_only=True) refuses to load. cliplab never "
             "unpickles untrusted code: re-save the state_dict as .safetensors (safetensors.torch.save_file)."
         ) from err
+    except SafetensorError as err:
+        raise ValueError(f"{path} is not a readable safetensors file ({err}): it is truncated or corrupt, or not "
+                         "safetensors at all. Restore or re-save it (safetensors.torch.save_file).") from err
+    except RuntimeError as err:
+        if "state_dict" not in str(err):
+            raise
+        detail = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), "")[:200]
+        raise ValueError(f"{path} does not fit the model's architecture ({detail}): the config and the weights "
+                         "come from different models. Use the config the weights were saved with.") from err
 
 
 def _load_weights_file(path: Path, device: str | torch.device) -> LoadedModel:
