@@ -126,14 +126,15 @@ def cmd_replicate(args: argparse.Namespace, root: Path) -> int:
 
 def cmd_transfer(args: argparse.Namespace, root: Path) -> int:
     """``cliplab pull|push [TARGET...]``: probe the DVC remote (seconds, not minutes), then dvc pull/push."""
-    from cliplab.core.remote import RemoteUnreachable, check_reachable, resolve_remote
+    from cliplab.core.remote import RemoteUnreachable, check_host_key, check_reachable, resolve_remote
 
     dvc = shutil.which("dvc", path=_env_with_venv_on_path()["PATH"])
     if dvc is None:
         return _fail(EXIT_USAGE, "dvc is not installed in this environment; run 'make setup' first")
     try:
-        remote = resolve_remote(dvc, root, args.remote)
-        check_reachable(remote)
+        remote = resolve_remote(root, args.remote)
+        check_reachable(remote, push=args.command == "push")
+        check_host_key(remote)
     except RemoteUnreachable as err:
         return _fail(EXIT_FAILED, f"{args.command}: {err}")
     targets = args.targets or ["report"]
