@@ -1,7 +1,8 @@
 """Evaluation data, world or real: labelled images for zero-shot, image-caption corpora for retrieval.
 
 - :func:`world_eval_set` / :func:`world_caption_corpus`: from a ``cliplab.world.World``.
-- :func:`read_image_folder`: a folder with one sub-folder per class (torchvision ``ImageFolder`` layout).
+- :func:`read_image_folder`: a folder with one sub-folder per class (torchvision ``ImageFolder`` layout);
+  each image is decoded once there, so that files that do not decode stop the read (or are skipped, reported).
 - :func:`read_caption_corpus`: CSV/TSV or parquet with (path, caption) columns, or webdataset tar shards
   (image + ``txt`` per sample).
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 import glob
 import inspect
 import io
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,17 +25,22 @@ import pandas as pd
 from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+ON_BAD_IMAGE = ("raise", "skip", "unchecked")
 WDS_IMAGE_KEYS = "jpg;jpeg;png;webp;ppm"
 
 
 @dataclass
 class LabeledImages:
-    """Images with integer labels into ``classnames`` (``class_ids`` keeps e.g. world concept ids)."""
+    """Images with integer labels into ``classnames`` (``class_ids`` keeps e.g. world concept ids).
+
+    ``skipped`` lists (path, reason) of image files a reader left out because they do not decode.
+    """
 
     images: np.ndarray | Sequence[Any]
     labels: np.ndarray
     classnames: list[str]
     class_ids: list[Any] | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, dtype=np.int64)
@@ -105,9 +112,20 @@ def world_caption_corpus(world: Any, n: int, split: str = "test", start: int = 0
 # --- real data ---------------------------------------------------------------------------------------------
 
 
-def read_image_folder(root: str | Path) -> LabeledImages:
-    """``root/<class>/<image>`` as LabeledImages (images stay file paths; '_' in folder names -> spaces)."""
+def read_image_folder(root: str | Path, on_bad_image: str = "raise") -> LabeledImages:
+    """``root/<class>/<image>`` as LabeledImages (images stay file paths; '_' in folder names -> spaces).
+
+    Each image is decoded once here (JPEGs at reduced scale), so that a file that does not decode — empty,
+    truncated, corrupt, or not an image despite its suffix — is found before any model runs rather than
+    halfway through an evaluation. ``on_bad_image``: "raise" (default) stops with a ValueError giving their
+    count and the first few paths with PIL's reason; "skip" leaves them out, warns with the same, and lists
+    them in ``LabeledImages.skipped``; "unchecked" decodes nothing (faster; a bad file then fails when
+    encoded). Files without an image suffix are not images and are ignored, as by torchvision's ImageFolder.
+    """
     from torchvision.datasets import ImageFolder
+
+    if on_bad_image not in ON_BAD_IMAGE:
+        raise ValueError(f"on_bad_image must be one of {ON_BAD_IMAGE}, got {on_bad_image!r}")
 
     path = Path(root)
     if not path.is_dir():
@@ -119,12 +137,42 @@ def read_image_folder(root: str | Path) -> LabeledImages:
         folder = ImageFolder(str(path))
     except FileNotFoundError as err:
         raise ValueError(f"{path}: {err} (image suffixes: {', '.join(IMAGE_SUFFIXES)})") from None
+    samples, skipped = folder.samples, []
+    if on_bad_image != "unchecked":
+        skipped = [(p, why) for p, _ in samples if (why := _decode_error(p)) is not None]
+    if skipped:
+        message = _bad_images_message(path, skipped, len(samples))
+        if on_bad_image == "raise" or len(skipped) == len(samples):
+            raise ValueError(f"{message}; delete or replace them, or pass on_bad_image='skip' to leave them out")
+        warnings.warn(f"{message}; left out (LabeledImages.skipped lists them)", stacklevel=2)
+        bad = {p for p, _ in skipped}
+        samples = [(p, label) for p, label in samples if p not in bad]
     return LabeledImages(
-        images=[p for p, _ in folder.samples],
-        labels=np.array([label for _, label in folder.samples]),
+        images=[p for p, _ in samples],
+        labels=np.array([label for _, label in samples]),
         classnames=[c.replace("_", " ") for c in folder.classes],
         class_ids=list(folder.classes),
+        skipped=skipped,
     )
+
+
+def _decode_error(path: str) -> str | None:
+    """Why an image file does not decode (PIL's exception), or None when it does."""
+    try:
+        with Image.open(path) as img:
+            img.draft("RGB", (1, 1))  # JPEG: decode at 1/8 scale, which still reads all of the data
+            img.load()
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError, ...
+        return f"{type(err).__name__}: {err}"
+    return None
+
+
+def _bad_images_message(root: Path, bad: list[tuple[str, str]], total: int, shown: int = 5) -> str:
+    """'N of M image files under root do not decode: a.jpg (reason), ...' with the first ``shown`` of them."""
+    examples = "; ".join(f"{Path(p).relative_to(root) if Path(p).is_relative_to(root) else p} ({why})"
+                         for p, why in bad[:shown])
+    more = f"; and {len(bad) - shown} more" if len(bad) > shown else ""
+    return f"{len(bad)} of {total} image files under {root} do not decode: {examples}{more}"
 
 
 def read_caption_corpus(

@@ -2,26 +2,60 @@
 
 A source is planned into ``Part``s (one per file, or per group of parquet row groups) that can be read
 independently, in-process or on Dask workers. Each part is streamed in chunks of at most ``chunk_size``
-rows, so memory is bounded by the chunk, not the corpus. Rows that cannot yield a caption are malformed:
-they are counted in a ``BadRows`` report (with the first few as examples) and skipped, never fatal:
+rows, so memory is bounded by the chunk, not the corpus. CSV/TSV files have a header line, unless ``column``
+(and ``key_column``) are given as 0-based field positions: then the file is read header-less (CC-3M's
+``caption<TAB>url`` TSV is read with ``column=0``). ``memory://`` URLs live in one process: use them
+in-process or with a threaded Dask cluster.
 
-- CSV/TSV lines with the wrong number of fields (pyarrow's ``invalid_row_handler``);
+Faults. A bad input is either reported in a ``BadRows`` (a count per reason, the first few as examples) while
+the run goes on, or it stops the run with an error naming the file, the place and the fix: no row is merged or
+dropped without one or the other. Reported and skipped — never fatal; captions of good rows pass unchanged, so
+counts over the good rows are those of the corpus without the bad rows:
+
+- CSV/TSV lines with the wrong number of fields (pyarrow's ``invalid_row_handler``; its "line N" counts
+  records, the header being line 1: physical lines unless quoted line breaks or blank lines come before);
 - a missing caption (null, or an empty CSV field), or one that is empty / only whitespace;
-- a caption that is not valid UTF-8;
-- a webdataset sample without a caption member, and a truncated or corrupt shard (counted once, reading
-  of that shard stops there).
+- a caption, or a CSV/TSV key, that is not valid UTF-8 (e.g. a latin-1 file): each such row;
+- a CSV whose last line ends inside a quoted field (a file cut short there): that row;
+- a truncated or corrupt compressed CSV/TSV (.gz, .bz2, .xz): counted once; the rows before the damage are
+  read, its cut last line is part of the damage, reading of that file stops there;
+- a parquet row group that cannot be read or decoded: each of its unread rows (the footer knows how many),
+  and reading goes on with the next row group;
+- a webdataset sample without a caption member, and a truncated or corrupt shard (counted once, reading of
+  that shard stops there).
 
-Captions of good rows are passed on unchanged, so counts over the good rows are those of the corpus
-without the bad rows. CSV/TSV files have a header line, unless ``column`` (and ``key_column``) are given as
-0-based field positions: then the file is read header-less (CC-3M's ``caption<TAB>url`` TSV is read with
-``column=0``). TSV is read without quoting (as web corpora such as CC-3M write it). ``memory://`` URLs live in
-one process: use them in-process or with a threaded Dask cluster.
+Stop the run (ValueError naming the file): at planning, before any counting, a missing caption or key
+column, a CSV/TSV header line that cannot be read (not UTF-8, or no data), a parquet file whose footer cannot
+be read (truncated, corrupt, or not parquet); while reading, a webdataset shard none of whose samples has the
+caption member (the wrong ``column``), and a CSV with an unbalanced quote.
+
+Quoted line breaks. CSV (RFC 4180) lets a quoted field span lines, and captions do hold line breaks (pandas
+writes them so): such a caption is one caption, passed on unchanged. An unbalanced quote, opened and not
+closed where its field ends, makes any CSV parser run the field on over the following lines, merging them
+into one row. To tell the two apart, each CSV file's physical lines are counted as it is read; when there are
+more lines than records (a field spans lines, or blank lines), the file's quoting is checked in a second,
+slower read (about 45 MB/s here) with Python's csv module in strict mode, and a field that spans lines but
+does not close properly (its closing quote is followed by something other than a delimiter or line end, or
+the file ends inside it) stops the run with an error naming the lines. That check runs at the end of the
+file, so ``read_part`` may have yielded the file's earlier chunks; ``count_corpus`` then returns nothing. TSV
+is read without quoting (as web corpora such as CC-3M write it): a quote is an ordinary character and a line
+is a row, so TSV rows cannot merge.
+
+Not detectable: a CSV/TSV cut at a line end, or inside an unquoted last field that keeps its field count,
+reads as a shorter file (parquet files and tar shards are checked by their footer / end-of-archive marker);
+and two stray quotes that happen to make valid CSV (one opening a field, a later one closing it right before
+a delimiter or line end) read as one legitimate multi-line field.
 """
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+import lzma
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -41,6 +75,11 @@ _COMPRESSION = (".gz", ".bz2", ".xz", ".zst", ".lz4")
 _DEFAULT_COLUMN = {"parquet": "caption", "csv": "caption", "tsv": "caption", "webdataset": "txt",
                    "table": "caption"}
 _SNIPPET = 200
+_TAIL = 1 << 16  # bytes of a CSV/TSV file's end kept to look at its last line
+# what a decompressing stream raises on a truncated or corrupt .gz/.bz2/.xz file (not I/O or network errors)
+_DECOMPRESSION_ERRORS = (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+_ENCODING_HINT = ("invalid UTF-8: the file may be in another encoding (e.g. latin-1 or cp1252); "
+                  "re-encode it as UTF-8, e.g. iconv -f latin1 -t utf-8")
 
 
 @dataclass(frozen=True)
@@ -61,10 +100,10 @@ class BadRows:
     by_reason: dict[str, int] = field(default_factory=dict)
     examples: list[BadRow] = field(default_factory=list)
 
-    def add(self, where: str | Callable[[], str], reason: str, text: Any = "") -> None:
-        """Record one bad row (``where`` may be a callable, evaluated only if kept as an example)."""
-        self.count += 1
-        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+    def add(self, where: str | Callable[[], str], reason: str, text: Any = "", n: int = 1) -> None:
+        """Record ``n`` bad rows under one example (``where`` may be a callable, evaluated only if kept)."""
+        self.count += n
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + n
         if len(self.examples) < self.max_examples:
             if isinstance(text, bytes):
                 text = text.decode("utf-8", errors="replace")
@@ -85,6 +124,8 @@ class BadRows:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(self.by_reason.items()))
         lines = [f"{self.count} malformed rows skipped ({reasons}); first {len(self.examples)}:"]
         lines += [f"  {e.where}: {e.reason}: {e.text!r}" for e in self.examples]
+        if any(r.startswith("invalid UTF-8") for r in self.by_reason):
+            lines.append(f"  ({_ENCODING_HINT})")
         return "\n".join(lines)
 
 
@@ -248,7 +289,11 @@ def _check_columns(schema: pa.Schema, column: str, key_column: str | None, name:
 
 def _parquet_parts(base: Part, rows_per_part: int) -> list[Part]:
     with _open(base) as fh:
-        meta = pq.ParquetFile(fh).metadata
+        try:
+            meta = pq.ParquetFile(fh).metadata
+        except (OSError, pa.ArrowException) as err:  # no footer: the row count is unknown, so stop here
+            raise ValueError(f"{base.url}: cannot read the parquet footer ({err}); the file is truncated, corrupt "
+                             "or not parquet: re-download or re-write it, or leave it out of the source") from err
         schema = meta.schema.to_arrow_schema()
     _check_columns(schema, base.column, base.key_column, base.url)
     parts, groups, rows, first = [], [], 0, 0
@@ -263,13 +308,25 @@ def _parquet_parts(base: Part, rows_per_part: int) -> list[Part]:
     return parts or [Part(base.url, "parquet", base.column, base.key_column, base.storage_options, (), 0)]
 
 
-def _csv_options(part: Part, bad: BadRows | None, block_size: int = 1 << 20) -> tuple[Any, Any, Any]:
+@dataclass
+class _Skipped:
+    """Records pyarrow's invalid-row handler skipped in one CSV/TSV file: how many, and the last one's number."""
+
+    count: int = 0
+    last: int = 0
+
+
+def _csv_options(part: Part, bad: BadRows | None, block_size: int = 1 << 20,
+                 skipped: _Skipped | None = None) -> tuple[Any, Any, Any]:
     tsv = part.format == "tsv"
 
     def on_invalid(row: Any) -> str:
         if bad is not None:
             bad.add(f"{part.name} line {row.number}", f"{row.actual_columns} fields, expected {row.expected_columns}",
                     row.text)
+        if skipped is not None:
+            skipped.count += 1
+            skipped.last = row.number
         return "skip"
 
     read = pacsv.ReadOptions(block_size=block_size, use_threads=False, autogenerate_column_names=part.headerless)
@@ -277,7 +334,7 @@ def _csv_options(part: Part, bad: BadRows | None, block_size: int = 1 << 20) -> 
                                newlines_in_values=not tsv, invalid_row_handler=on_invalid)
     types = {part.column: pa.binary()}
     if part.key_column is not None:
-        types[part.key_column] = pa.string()
+        types[part.key_column] = pa.binary()  # decoded by _screen_batches: a non-UTF-8 key is one bad row
     convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types), strings_can_be_null=True,
                                    quoted_strings_can_be_null=False)
     return read, parse, convert
@@ -286,7 +343,17 @@ def _csv_options(part: Part, bad: BadRows | None, block_size: int = 1 << 20) -> 
 def _check_csv_header(part: Part) -> None:
     read, parse, _ = _csv_options(part, None, block_size=1 << 16)
     with _open(part) as fh:
-        schema = pacsv.open_csv(fh, read_options=read, parse_options=parse).schema
+        stream = _line_counter(part, fh)  # damage after the header is reported when the file is read
+        try:
+            schema = pacsv.open_csv(stream, read_options=read, parse_options=parse).schema
+            schema.names  # column names are decoded on access
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{part.url}: the header line is not valid UTF-8 ({err}); {_ENCODING_HINT}") from err
+        except pa.ArrowInvalid as err:
+            if part.format == "csv":
+                _check_quoting(part, damaged=stream.damage is not None)  # a quote left open to the end, say
+            damage = f" ({stream.damage}: the file is truncated or corrupt)" if stream.damage else ""
+            raise ValueError(f"{part.url}: cannot read the header line: {err}{damage}") from err
     if part.headerless:
         missing = [c for c in (part.column, part.key_column) if c is not None and c not in schema.names]
         if missing:
@@ -297,35 +364,58 @@ def _check_csv_header(part: Part) -> None:
 
 # ---------------------------------------------------------------------------------------------- reading
 def read_part(part: Part, chunk_size: int, bad: BadRows, keys: bool = True) -> Iterator[Chunk]:
-    """Chunks of good captions from one part; malformed rows go to ``bad``. ``keys=False`` skips keys."""
-    if part.format == "webdataset":
-        yield from _read_webdataset(part, chunk_size, bad, keys)
-        return
-    key_column = part.key_column if keys else None
-    if part.format == "table":
-        batches: Any = part.table.select([c for c in (part.column, key_column) if c]).to_batches(chunk_size)
-        yield from _screen_batches(part, batches, key_column, bad, "row")
-    elif part.format == "parquet":
-        with _open(part) as fh:
-            cols = [c for c in (part.column, key_column) if c]
-            batches = pq.ParquetFile(fh).iter_batches(batch_size=chunk_size, row_groups=list(part.row_groups),
-                                                      columns=cols, use_threads=False)
-            yield from _screen_batches(part, batches, key_column, bad, "row")
-    else:
-        read, parse, convert = _csv_options(part, bad, block_size=int(min(max(chunk_size * 96, 1 << 20), 1 << 26)))
-        with _open(part) as fh:
-            yield from _screen_batches(part, pacsv.open_csv(fh, read, parse, convert), key_column, bad, "data row")
+    """Chunks of good captions from one part; malformed rows go to ``bad``. ``keys=False`` skips keys.
+
+    Raises ValueError, naming the file, for the faults found only while reading that stop the run (a CSV
+    with an unbalanced quote, a shard without caption members; see the module docstring): chunks this part
+    yielded before the error come from a file that cannot be trusted. Other errors get a note naming the file.
+    """
+    try:
+        if part.format == "webdataset":
+            yield from _read_webdataset(part, chunk_size, bad, keys)
+            return
+        key_column = part.key_column if keys else None
+        if part.format == "table":
+            batches: Any = part.table.select([c for c in (part.column, key_column) if c]).to_batches(chunk_size)
+            yield from _screen_batches(part, ((None, b) for b in batches), key_column, bad, "row")
+        elif part.format == "parquet":
+            with _open(part) as fh:
+                cols = [c for c in (part.column, key_column) if c]
+                yield from _screen_batches(part, _parquet_batches(part, fh, cols, chunk_size, bad), key_column, bad,
+                                           "row")
+        else:
+            block_size = int(min(max(chunk_size * 96, 1 << 20), 1 << 26))
+            with _open(part) as fh:
+                yield from _screen_batches(part, _csv_batches(part, fh, bad, block_size), key_column, bad,
+                                           "data row", decode_keys=True)
+    except Exception as err:
+        if part.table is None and part.url not in str(err):
+            err.add_note(f"while reading {part.url}")
+        raise
 
 
-def _screen_batches(part: Part, batches: Any, key_column: str | None, bad: BadRows, unit: str) -> Iterator[Chunk]:
+def _screen_batches(part: Part, batches: Iterator[tuple[int | None, pa.RecordBatch]], key_column: str | None,
+                    bad: BadRows, unit: str, decode_keys: bool = False) -> Iterator[Chunk]:
+    """Screen (first row or None to go on counting, batch) pairs into chunks of good captions.
+
+    decode_keys: the part's key column holds bytes (CSV/TSV) to decode; a row whose key is not UTF-8 is bad
+    whether or not keys are wanted (``key_column`` None), so the good rows do not depend on it.
+    """
     row = part.first_row
-    for batch in batches:
+    for start, batch in batches:
+        row = row if start is None else start
         if batch.num_rows == 0:
             continue
         captions = batch.column(part.column)
-        key_arr = batch.column(key_column) if key_column else None
-        chunk = screen(captions, key_arr, bad, _locator(part.name, unit, row, key_arr))
+        key_name = part.key_column if decode_keys else key_column
+        raw_keys = key_arr = batch.column(key_name) if key_name else None
+        bad_keys = None
+        if decode_keys and raw_keys is not None:
+            key_arr, bad_keys = _decode(raw_keys)
+        chunk = screen(captions, key_arr, bad, _locator(part.name, unit, row, key_arr), bad_keys, raw_keys)
         row += batch.num_rows
+        if key_column is None and chunk.keys is not None:
+            chunk = Chunk(chunk.captions, None)
         if len(chunk.captions):
             yield chunk
 
@@ -337,8 +427,12 @@ def _locator(name: str, unit: str, start: int, keys: pa.Array | None) -> Callabl
     return where
 
 
-def screen(captions: pa.Array, keys: pa.Array | None, bad: BadRows, where: Callable[[int], str]) -> Chunk:
-    """Drop and report null, empty/whitespace-only and non-UTF-8 captions; the rest pass unchanged."""
+def screen(captions: pa.Array, keys: pa.Array | None, bad: BadRows, where: Callable[[int], str],
+           bad_keys: np.ndarray | None = None, raw_keys: pa.Array | None = None) -> Chunk:
+    """Drop and report null, empty/whitespace-only and non-UTF-8 captions; the rest pass unchanged.
+
+    bad_keys (with raw_keys, the undecoded bytes shown as examples) marks rows whose key is not UTF-8: bad too.
+    """
     raw, invalid = captions, None
     if pa.types.is_null(captions.type):
         captions = pa.nulls(len(captions), pa.string())
@@ -347,11 +441,15 @@ def screen(captions: pa.Array, keys: pa.Array | None, bad: BadRows, where: Calla
     nulls = pc.is_null(captions)
     blank = pc.or_(pc.equal(pc.binary_length(captions), 0), pc.utf8_is_space(captions))
     drop = pc.or_kleene(nulls, blank).fill_null(True)
+    if bad_keys is not None:
+        drop = pc.or_(drop, pa.array(bad_keys))
     if not pc.any(drop).as_py():
         return Chunk(captions, keys)
     null_flags = nulls.to_numpy(zero_copy_only=False)
     for i in np.flatnonzero(drop.to_numpy(zero_copy_only=False)).tolist():
-        if invalid is not None and invalid[i]:
+        if bad_keys is not None and bad_keys[i]:
+            bad.add(lambda i=i: where(i), "invalid UTF-8 key", raw_keys[i].as_py() if raw_keys is not None else "")
+        elif invalid is not None and invalid[i]:
             bad.add(lambda i=i: where(i), "invalid UTF-8", raw[i].as_py())
         elif null_flags[i]:
             bad.add(lambda i=i: where(i), "missing caption")
@@ -359,6 +457,248 @@ def screen(captions: pa.Array, keys: pa.Array | None, bad: BadRows, where: Calla
             bad.add(lambda i=i: where(i), "empty caption", captions[i].as_py())
     keep = pc.invert(drop)
     return Chunk(pc.filter(captions, keep), None if keys is None else pc.filter(keys, keep))
+
+
+def _parquet_batches(part: Part, fh: Any, columns: list[str], chunk_size: int,
+                     bad: BadRows) -> Iterator[tuple[int | None, pa.RecordBatch]]:
+    """(first file row, batch) of the part's row groups, read together as long as they decode.
+
+    A row group that cannot be read or decoded is re-read alone; if it fails again, its unread rows (the footer
+    knows how many) are reported and skipped, and reading goes on with the next row group.
+    """
+    pf = pq.ParquetFile(fh)
+    groups = list(part.row_groups)
+    ends = part.first_row + np.cumsum([pf.metadata.row_group(g).num_rows for g in groups], dtype=np.int64)
+    row, at, alone = part.first_row, 0, False  # next file row to yield; first unfinished group; retrying it alone
+    while at < len(groups):
+        todo = groups[at:at + 1] if alone else groups[at:]
+        skip = row - (int(ends[at - 1]) if at else part.first_row)  # rows of groups[at] yielded before a failure
+        try:
+            for batch in pf.iter_batches(batch_size=chunk_size, row_groups=todo, columns=columns, use_threads=False):
+                if skip:
+                    drop, skip = min(skip, batch.num_rows), skip - min(skip, batch.num_rows)
+                    batch = batch.slice(drop)
+                if batch.num_rows:
+                    yield row, batch
+                    row += batch.num_rows
+            at, alone = at + len(todo), False
+        except (OSError, pa.ArrowException) as err:
+            at = int(np.searchsorted(ends, row, side="right"))  # the group holding the first unread row
+            if at < len(groups) and alone:
+                end = int(ends[at])
+                bad.add(f"{part.name} row group {groups[at]} (rows {row}-{end - 1})", "unreadable parquet data",
+                        f"{type(err).__name__}: {err}", n=end - row)
+                row, at, alone = end, at + 1, False
+            else:
+                alone = True
+
+
+def _breaks(data: bytes) -> int:
+    """Line breaks in ``data``: \\n, \\r\\n and a lone \\r, as pyarrow's CSV parser ends lines."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+class _LineCounter:
+    """A read-only stream wrapper for CSV/TSV files: counts physical lines and keeps the file's last bytes.
+
+    A decompression error (a cut or corrupt .gz/.bz2/.xz file) becomes the end of the stream, remembered in
+    ``damage``, so that pyarrow still parses the rows before it; I/O and network errors pass through.
+    """
+
+    def __init__(self, raw: Any, piece: int | None = None) -> None:
+        self.raw, self.piece, self.breaks, self.size, self.tail = raw, piece, 0, 0, b""
+        self.damage: str | None = None
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self.damage is not None:
+            return b""
+        data = self._read(size) if self.piece is None else b"".join(self._pieces(size))
+        if data:
+            self.breaks += _breaks(data) - int(self.tail[-1:] == b"\r" and data[:1] == b"\n")
+            self.size += len(data)
+            self.tail = (self.tail + data[-_TAIL:])[-_TAIL:]
+        return data
+
+    read1 = read
+
+    def _read(self, size: int, once: bool = False) -> bytes:
+        try:
+            return self.raw.read1(size) if once else self.raw.read(size)
+        except _DECOMPRESSION_ERRORS as err:
+            self.damage = f"{type(err).__name__}: {err}"
+            return b""
+
+    def _pieces(self, size: int) -> Iterator[bytes]:
+        """Read in pieces, one decompression step each: a failing read() would discard what it decompressed."""
+        left = size if size is not None and size >= 0 else float("inf")
+        once = hasattr(self.raw, "read1")
+        while left > 0 and self.damage is None:
+            data = self._read(int(min(left, self.piece)), once)
+            if not data:
+                return
+            left -= len(data)
+            yield data
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    @property
+    def ends_with_break(self) -> bool:
+        return self.tail[-1:] in (b"\n", b"\r")
+
+    @property
+    def lines(self) -> int:
+        """Physical lines read: line breaks, plus an unterminated last line."""
+        return self.breaks + int(self.size > 0 and not self.ends_with_break)
+
+    @property
+    def trailing_blank_lines(self) -> int:
+        """Empty lines at the end of the file (pyarrow skips them), when they fit in the tail (else 0)."""
+        body = self.tail.rstrip(b"\r\n")
+        if not body and self.size > len(self.tail):
+            return 0
+        return max(0, _breaks(self.tail[len(body):]) - 1)
+
+    @property
+    def last_line(self) -> str | None:
+        """The file's last line (without its break), if it fits in the tail."""
+        body = self.tail[:-1] if self.tail.endswith(b"\n") else self.tail
+        body = body[:-1] if body.endswith(b"\r") else body
+        start = max(body.rfind(b"\n"), body.rfind(b"\r")) + 1
+        if start == 0 and self.size > len(self.tail):
+            return None
+        return body[start:].decode("utf-8", errors="replace")
+
+
+def _line_counter(part: Part, fh: Any) -> _LineCounter:
+    """A _LineCounter for a part's stream, reading compressed files in small pieces."""
+    compressed = PurePosixPath(part.url).name.lower().endswith(_COMPRESSION)
+    return _LineCounter(fh, piece=io.DEFAULT_BUFFER_SIZE if compressed else None)
+
+
+def _csv_batches(part: Part, fh: Any, bad: BadRows, block_size: int) -> Iterator[tuple[int | None, pa.RecordBatch]]:
+    """pyarrow's batches of one CSV/TSV file, held back by one so that the file's end is checked first.
+
+    At the end of the file: a decompression error is reported once, the cut last line being part of it; a CSV
+    whose unterminated last line ends inside a quoted field loses that row, reported; and a CSV with more
+    physical lines than records gets its quoting checked (``_check_quoting`` raises on an unbalanced quote).
+    """
+    skipped = _Skipped()
+    read, parse, convert = _csv_options(part, bad, block_size, skipped)
+    stream = _line_counter(part, fh)
+    held, rows = None, 0
+    try:
+        reader: Any = pacsv.open_csv(stream, read, parse, convert)
+    except pa.ArrowInvalid:
+        if stream.damage is None:
+            raise
+        reader = ()  # damaged before the first record
+    for batch in reader:
+        if batch.num_rows:
+            rows += batch.num_rows
+            if held is not None:
+                yield None, held
+            held = batch
+    records = int(not part.headerless) + rows + skipped.count
+    last_is_good = held is not None and skipped.last != records  # pyarrow numbers records from 1, header included
+    if stream.damage is not None:
+        bad.add(f"{part.name} at line {stream.lines}", "truncated or corrupt file",
+                f"{stream.damage} (reading stops there)")
+    if part.format == "csv":
+        if stream.lines - stream.trailing_blank_lines != records:  # a field spans lines, or blank lines
+            _check_quoting(part, damaged=stream.damage is not None)
+        last = None if stream.ends_with_break or stream.damage else stream.last_line
+        if last_is_good and last is not None and _ends_in_open_quote(last):
+            held = held.slice(0, held.num_rows - 1)
+            last_is_good = False
+            bad.add(f"{part.name} line {stream.lines}", "truncated last line (ends inside a quoted field)", last)
+    if stream.damage is not None and not stream.ends_with_break and last_is_good:
+        held = held.slice(0, held.num_rows - 1)  # the cut last line is part of the damage, not a row of its own
+    if held is not None:
+        yield None, held
+
+
+def _ends_in_open_quote(line: str) -> bool:
+    """Whether one CSV line ends inside a quoted field (Python's csv module, strict mode)."""
+    try:
+        next(csv.reader([line], strict=True), None)
+    except csv.Error as err:
+        return "unexpected end of data" in str(err)
+    return False
+
+
+class _LineTap:
+    """Lines for csv.reader, keeping the text of line number ``want`` (the first line of the next record)."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines, self.number, self.want, self.kept = lines, 0, 1, ""
+
+    def __iter__(self) -> "_LineTap":
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.lines)
+        self.number += 1
+        if self.number == self.want:
+            self.kept = line
+        return line
+
+
+def _check_quoting(part: Part, damaged: bool = False) -> None:
+    """Raise ValueError if a CSV field runs on over lines without closing properly: an unbalanced quote.
+
+    A second read of the file through Python's csv module in strict mode, which rejects a quoted field whose
+    closing quote is followed by anything but a delimiter or line end, or that the file ends inside — what an
+    unbalanced quote turns into — while quoted line breaks in a properly closed field pass. Errors within one
+    line merge nothing (pyarrow reads such a line leniently, as one row) and are left alone; so is a field left
+    open by a cut ``damaged`` (compressed) file, already reported as damage.
+    """
+    count, first = 0, None
+    with _open(part) as fh:
+        tap = _LineTap(io.TextIOWrapper(_line_counter(part, fh), encoding="latin-1", newline=""))  # ASCII structure
+        reader = csv.reader(tap, delimiter=",", quotechar='"', doublequote=True, strict=True)
+        done = 0  # lines consumed by the records so far
+        while True:
+            tap.want = done + 1
+            try:
+                next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                at_end = "unexpected end of data" in str(err)
+                if reader.line_num > done + 1 and not (damaged and at_end):
+                    count += 1
+                    first = first or (done + 1, reader.line_num, str(err), at_end, tap.kept)
+            done = reader.line_num
+    if first is None:
+        return
+    start, end, why, at_end, text = first
+    text = text.rstrip("\r\n").encode("latin-1").decode("utf-8", errors="replace")[:_SNIPPET]
+    if at_end:
+        closes, span = "is still open at the end of the file", f"{start}-{end}"
+    elif "field larger than field limit" in why:  # csv gives up on it there, so this is as far as we know
+        closes, span = f"runs on past line {end} ({why})", f"{start}-{end} and more"
+    else:
+        closes, span = f"only closes on line {end} ({why})", f"{start}-{end}"
+    raise ValueError(
+        f"{part.url}: unbalanced quote: a quoted field in the row starting on line {start} {closes}, so lines "
+        f"{span} would be read as one row ({count} such row{'s' * (count > 1)} found). Line "
+        f"{start}: {text!r}. Fix the file: close the quote where the field ends, write a quote inside a quoted "
+        "field twice (\"\"), or remove the stray quote (a quoted caption may span lines only when its quote is "
+        "closed); if the file was cut short there, restore it.")
 
 
 def _decode(raw: pa.Array) -> tuple[pa.Array, np.ndarray | None]:
@@ -412,9 +752,15 @@ class _Tracked:
 
 
 def _read_webdataset(part: Part, chunk_size: int, bad: BadRows, want_keys: bool) -> Iterator[Chunk]:
+    """Samples of one tar shard: a sample without the caption member is a bad row, damage is counted once.
+
+    A complete shard none of whose samples has the caption member raises ValueError: the caption member is
+    named otherwise (``column``), and counting it as all-bad would hide that.
+    """
     ext = part.column.lower()
     captions: list[bytes | None] = []
     keys: list[str] = []
+    samples, captioned, seen = 0, False, set()  # complete samples; a caption member met; extensions met
 
     def flush() -> Chunk:
         chunk = screen(pa.array(captions, type=pa.binary()), pa.array(keys, type=pa.string()), bad,
@@ -437,10 +783,14 @@ def _read_webdataset(part: Part, chunk_size: int, bad: BadRows, want_keys: bool)
                         if current is not None:
                             captions.append(text)
                             keys.append(current)
+                            samples += 1
                             if len(captions) >= chunk_size:
                                 yield flush()
                         current, text = key, None
+                    if len(seen) < 50:
+                        seen.add(member_ext.lower())
                     if member_ext.lower() == ext:
+                        captioned = True
                         extracted = tar.extractfile(member)
                         text = extracted.read() if extracted is not None else None
             stream.drain()
@@ -450,7 +800,12 @@ def _read_webdataset(part: Part, chunk_size: int, bad: BadRows, want_keys: bool)
         if damage is None and current is not None:
             captions.append(text)
             keys.append(current)
+            samples += 1
         elif damage is not None:  # the interrupted sample is part of the damage, not a row of its own
             bad.add(f"{part.name} at key {current}", "truncated or corrupt shard", damage)
+    if damage is None and samples and not captioned:
+        raise ValueError(f"{part.url}: none of its {samples} samples has a {ext!r} caption member (its members are "
+                         f"{', '.join(repr(e) for e in sorted(seen)[:12])}); pass column= the caption member's "
+                         "extension")
     if captions:
         yield flush()
