@@ -294,3 +294,18 @@ def test_an_unreachable_remote_fails_within_seconds_naming_it(demo_project: Path
     assert out.returncode == 1
     assert "remote 'lab'" in out.stderr and "127.0.0.1" in out.stderr and "unreachable" in out.stderr
     assert "dvc remote" in out.stderr  # the fix: check or change the remote
+
+
+def test_ctrl_c_ends_a_run_with_one_line(demo_project: Path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it: no kernel or ZMQ traceback."""
+    env = {**os.environ, "CLIPLAB_ROOT": str(demo_project), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen([str(BIN / "cliplab"), "run", "demo", "--set", "sleep_s=60"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    wait_for(lambda: kernel_started(proc), what="the kernel")
+    time.sleep(3)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "Traceback" not in err and "ZMQError" not in err
+    assert err.strip().splitlines()[-1] == "cliplab: interrupted; previous outputs are untouched"
+    assert staging_folders(demo_project) == []

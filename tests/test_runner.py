@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cliplab.cli import main
+from cliplab.core.runner import run_paper
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -95,3 +96,12 @@ def test_list_shows_parameters_and_claims(demo_project: Path, capsys: pytest.Cap
     assert entry["paper"] == "demo"
     assert {"name": "n", "type": "int", "default": 3, "help": "how many numbers"} in entry["parameters"]
     assert [c["id"] for c in entry["claims"]] == ["C1", "C2"]
+
+
+def test_params_json_records_the_values_a_smoke_branch_used(demo_project: Path) -> None:
+    nb = demo_project / "notebooks" / "demo.py"
+    nb.write_text(nb.read_text().replace("# %%\nimport os, time", "# %%\nif smoke:\n    n = 5\n\n# %%\nimport os, time", 1))
+    out = run_paper("demo", smoke=True, root=demo_project)
+    recorded = json.loads((out.out_dir / "params.json").read_text())
+    assert recorded["n"] == 5 and recorded["smoke"] is True  # what ran, not the default 3
+    assert not (out.out_dir / "params_used.json").exists()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jupytext
+import nbformat
 import yaml
 
 from cliplab.core import paths
@@ -31,6 +33,13 @@ class RunFailed(RuntimeError):
 
 
 PUBLISHED = ("figures", *OUTPUT_FILES)
+USED_FILE = "params_used.json"
+# Appended to the staged notebook: params.json records the values the run used, after any smoke branch.
+RECORD_CELL = """# Added by `cliplab run`: record the parameter values this run used (a smoke branch may change them).
+import json as _cliplab_json
+with open(__import__("os").path.join(out_dir, {used!r}), "w") as _cliplab_fh:
+    _cliplab_json.dump({{_k: globals()[_k] for _k in {names!r} if _k in globals()}}, _cliplab_fh, default=str)
+"""
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,8 @@ def _execute(root: Path, paper: str, notebook: Path, values: dict[str, Any], des
         nb = jupytext.read(notebook)
         nb.metadata["kernelspec"] = {"name": kernel, "language": "python", "display_name": kernel}
         nb.metadata.setdefault("language_info", {"name": "python"})
+        record = RECORD_CELL.format(used=USED_FILE, names=sorted(values))
+        nb.cells.append(nbformat.v4.new_code_cell(record, metadata={"tags": ["cliplab-record-parameters"]}))
         jupytext.write(nb, source)
         try:
             papermill.execute_notebook(
@@ -184,6 +195,9 @@ def _execute(root: Path, paper: str, notebook: Path, values: dict[str, Any], des
                 progress_bar=progress,
                 log_output=log_output,
                 execution_timeout=timeout,
+                # the kernel's own log (transport warnings; a ZMQ traceback when Ctrl-C closes its sockets
+                # mid-reply) is not the notebook's output: cell errors still arrive as outputs and end the run
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except Exception as err:  # papermill, nbclient and kernel errors all end the run the same way
             kept = _keep_aside(root, staging, paper)
@@ -192,7 +206,10 @@ def _execute(root: Path, paper: str, notebook: Path, values: dict[str, Any], des
         if not (staging / "metrics.json").is_file():
             kept = _keep_aside(root, staging, paper)
             raise RunFailed(f"{paper} finished but wrote no metrics.json (call art.write_metrics()); notebook at {kept}")
-        (staging / "params.json").write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        used = staging / USED_FILE
+        recorded = {**values, **json.loads(used.read_text())} if used.is_file() else values
+        used.unlink(missing_ok=True)
+        (staging / "params.json").write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
         publish(staging, dest, PUBLISHED)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
