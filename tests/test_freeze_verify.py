@@ -101,8 +101,8 @@ def test_verify_exits_non_zero_on_a_verdict_change(demo_project: Path, tmp_path:
     write_metrics(tmp_path / "versioned", {"C1.total": 3.9})
     assert main(["verify", "--against", str(tmp_path / "versioned")]) == 1
     out = capsys.readouterr().out
-    assert "DIFFERENT VERDICT (here: replicates; versioned: does not replicate)" in out
-    assert "1 with a different verdict" in out
+    assert "CONTRADICTING VERDICT (here: replicates; versioned: does not replicate)" in out
+    assert "1 with a different verdict, 1 of them contradicting" in out
 
 
 def test_verify_names_a_metric_written_on_one_side_only(demo_project: Path, tmp_path: Path,
@@ -111,3 +111,14 @@ def test_verify_names_a_metric_written_on_one_side_only(demo_project: Path, tmp_
     write_metrics(tmp_path / "versioned", {"C1.total": 6.0})
     main(["verify", "--against", str(tmp_path / "versioned")])
     assert "C1.total.r0: here 6, versioned nan (written on one side only)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("ours, theirs, contradicts", [
+    (claims.REPLICATES, claims.FAILS, True), (claims.FAILS, claims.REPLICATES, True),
+    (claims.REPLICATES, claims.INCONCLUSIVE, False), (claims.FAILS, claims.INCONCLUSIVE, False),
+    (claims.INCONCLUSIVE, claims.INCONCLUSIVE, False)])
+def test_only_replicates_against_does_not_replicate_contradicts(ours: str, theirs: str, contradicts: bool) -> None:
+    from cliplab.core.verify import ClaimComparison
+
+    row = ClaimComparison("C1", ours, theirs, ())
+    assert row.contradicts is contradicts and row.same_verdict is (ours == theirs)

@@ -164,7 +164,7 @@ def cmd_verify(args: argparse.Namespace, root: Path) -> int:
     from cliplab.core import verify
 
     here_dir = paths.replications_dir(root) / ("smoke" if args.smoke else "")
-    changed, compared = 0, 0
+    changed, contradicting, compared = 0, 0, 0
     for paper in papers(root):
         ours = verify.load_metrics(here_dir, paper)
         if ours is None:
@@ -182,8 +182,10 @@ def cmd_verify(args: argparse.Namespace, root: Path) -> int:
         rows = verify.compare(paths.claims_path(root, paper), ours, theirs, args.smoke)
         print("\n".join(verify.render(paper, rows)))
         changed += sum(not r.same_verdict for r in rows)
+        contradicting += sum(r.contradicts for r in rows)
         compared += len(rows)
-    print(f"{compared} claims compared, {changed} with a different verdict")
+    print(f"{compared} claims compared, {changed} with a different verdict, {contradicting} of them contradicting "
+          "(replicates on one side, does not replicate on the other)")
     return EXIT_FAILED if changed else EXIT_OK
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from cliplab.core import paths
-from cliplab.core.claims import check_claims
+from cliplab.core.claims import FAILS, REPLICATES, check_claims
 from cliplab.core.replicates import REPLICATE_KEY
 
 DEFAULT_TOLERANCE = {"abs": 0.05, "rel": 0.1}
@@ -33,6 +33,11 @@ class ClaimComparison:
     @property
     def same_verdict(self) -> bool:
         return self.ours == self.theirs
+
+    @property
+    def contradicts(self) -> bool:
+        """One side says the claim replicates and the other that it does not (not just decided vs undecided)."""
+        return {self.ours, self.theirs} == {REPLICATES, FAILS}
 
 
 def tolerance(claims_file: Path) -> dict[str, float]:
@@ -80,7 +85,8 @@ def render(paper: str, rows: list[ClaimComparison]) -> list[str]:
     """One line per claim, then one indented line per metric beyond tolerance or written on one side only."""
     lines = []
     for row in rows:
-        word = "same verdict" if row.same_verdict else "DIFFERENT VERDICT"
+        word = ("same verdict" if row.same_verdict else "CONTRADICTING VERDICT" if row.contradicts
+                else "DIFFERENT VERDICT (decided on one side, inconclusive or untested on the other)")
         lines.append(f"{paper} {row.claim}: {word} (here: {row.ours}; versioned: {row.theirs})")
         lines += [f"    {key}: here {a:.6g}, versioned {b:.6g} "
                   + ("(written on one side only)" if math.isnan(a) or math.isnan(b) else "(beyond tolerance)")
