@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     peaks = {t: gemm_peak(t) for t in (1, 2)}
     for t, peak in peaks.items():
         print(f"fp32 GEMM peak, {t} thread(s): {peak:.1f} GFLOP/s", flush=True)
-        results.append(Result(f"fp32 GEMM peak, {t} thread(s) (reported)", peak, 1.0, "GFLOP/s", True))
+        results.append(Result(f"fp32 GEMM peak, {t} thread(s)", peak, 0.0, "GFLOP/s", how="reported"))
 
     archs = sorted({e.arch for e in entries} | set(BASELINE_ZOO))
     flops = {a: training_flops(a) for a in archs}

@@ -76,13 +76,15 @@ def help_seconds(repeats: int = 5) -> float:
     return statistics.median(timed([str(BIN / "cliplab"), "--help"], REPO) for _ in range(repeats))
 
 
-def setup_seconds() -> float:
-    """A fresh ``make setup``: new virtual environment, the pinned stack installed (uv's download cache kept)."""
+def setup_seconds() -> tuple[float, float]:
+    """A fresh ``make setup`` (new virtual environment, the pinned stack; uv's download cache kept): seconds, GB."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("Makefile", "pyproject.toml", "requirements.lock"):
+        for name in ("Makefile", "pyproject.toml", "requirements.lock", "README.md"):
             shutil.copy2(REPO / name, Path(tmp) / name)
         shutil.copytree(REPO / "lib", Path(tmp) / "lib")
-        return timed(["make", "setup"], Path(tmp))
+        seconds = timed(["make", "setup"], Path(tmp))
+        size = subprocess.run(["du", "-sb", str(Path(tmp) / ".venv")], capture_output=True, text=True, check=True)
+        return seconds, int(size.stdout.split()[0]) / 1e9
 
 
 def paper_runs(work: Path, papers: list[str]) -> tuple[list[Result], float]:
@@ -101,7 +103,7 @@ def paper_runs(work: Path, papers: list[str]) -> tuple[list[Result], float]:
             continue
         print(f"{paper}: {seconds:.0f} s with its replicates, {one:.0f} s with one: replicates add {seconds - one:.0f} s "
               f"(×{seconds / one:.1f})", flush=True)
-        results.append(Result(f"{paper} added cost of the replicates (reported)", seconds - one, 1.0, "s"))
+        results.append(Result(f"{paper} added cost of the replicates", seconds - one, 0.0, "s", how="reported"))
     return results, total
 
 
@@ -162,7 +164,9 @@ def default_scale(args: argparse.Namespace) -> list[Result]:
                 raise RuntimeError(f"make replicate failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         results.append(Result("first make replicate from a fresh clone", seconds, FIRST_RUN_S, "s"))
         return results
-    setup_s = setup_seconds()
+    setup_s, venv_gb = setup_seconds()
+    results.append(Result("make setup, fresh environment", setup_s, 0.0, "s", how="reported"))
+    results.append(Result("disk use of the environment, .venv", venv_gb, 0.0, "GB", how="reported"))
     zoo = projection(entries, params.get("world") or {}, zoo_jobs(params), args.zoo_steps)
     zoo_s = zoo[-1].measured
     parts = {"setup": setup_s, "zoo (projected)": zoo_s, "papers": papers_s, "report": report_s}

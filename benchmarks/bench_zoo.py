@@ -51,8 +51,8 @@ def projection(entries: list, world_params: dict, jobs: int, steps: int) -> list
         rate = measure_throughput(arch, batch_size=batch, steps=steps, num_threads=threads)
         rates[key] = rate
         print(f"{arch} @ batch {batch}: {rate:.0f} samples/s ({threads} threads, {steps} steps)", flush=True)
-        results.append(Result(f"{arch} training throughput (batch {batch}, {threads} threads)", rate, 1.0,
-                              "samples/s", higher_is_better=True))
+        results.append(Result(f"{arch} training throughput (batch {batch}, {threads} threads)", rate, 0.0,
+                              "samples/s", higher_is_better=True, how="reported"))
     render_rates: dict[str, float] = {}
     workers = [0.0] * jobs
     for e in training_order(entries):
@@ -96,7 +96,6 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     results += projection(entries, world_params, jobs, args.steps)
-    print("(throughput targets are informational: 1 sample/s; the zoo target is the 6-minute budget)")
     print_results("model zoo training (projection from measured step times)", results)
 
 

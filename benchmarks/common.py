@@ -41,10 +41,12 @@ class Result:
     target: float
     unit: str
     higher_is_better: bool = False
-    how: str = "measured"  # or "projected" / "composed": said wherever the figure is shown
+    how: str = "measured"  # or "projected" / "composed", or "reported" (a figure with no target)
 
     @property
     def ratio(self) -> float:
+        if self.how == "reported" or self.target == 0:
+            return float("nan")
         if self.higher_is_better:
             return self.measured / self.target
         return self.target / self.measured if self.measured > 0 else float("inf")
@@ -63,6 +65,9 @@ def print_results(title: str, results: list[Result]) -> None:
     for r in results:
         sign = "≥" if r.higher_is_better else "≤"
         how = "" if r.how == "measured" else f"  ({r.how})"
+        if r.how == "reported":
+            print(f"{r.name:<{width}}  {r.measured:>10.2f} {r.unit:<1}  {'—':>12}  {'—':>7}  —{how}")
+            continue
         print(f"{r.name:<{width}}  {r.measured:>10.2f} {r.unit:<1}  {sign}{r.target:>9.2f} {r.unit:<1}  "
               f"{r.ratio:>6.2f}×  {'yes' if r.met else 'NO'}{how}")
     log = REPO / ".cliplab" / "bench.jsonl"

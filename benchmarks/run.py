@@ -37,7 +37,10 @@ def table(rows: list[dict], cpu: str, scripts: list[str], failed: list[str]) -> 
     lines += ["| benchmark | what | measured | target | ratio | met |", "|---|---|---|---|---|---|"]
     for row in rows:
         sign = "≥" if row["higher_is_better"] else "≤"
-        how = "" if row.get("how", "measured") == "measured" else f" (*{row['how']}*)"
+        how = "" if row.get("how", "measured") in ("measured", "reported") else f" (*{row['how']}*)"
+        if row.get("how") == "reported":
+            lines.append(f"| {row['script']} | {row['name']} | {_value(row)} | — | — | — |")
+            continue
         met = "yes" if row["ratio"] >= 1 else "**no**"
         lines.append(f"| {row['script']} | {row['name']}{how} | {_value(row)} | {sign} {row['target']:,.2f} | "
                      f"{row['ratio']:.2f}× | {met} |")
