@@ -44,8 +44,19 @@ test-fast: setup
 bench: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
 
+# JupyterLab rooted at the repository (notebooks/, replications/ and the hidden .cliplab/ scratch outputs can all be
+# browsed; notebooks/ opens first), on $(LAB_IP):$(PORT) only; a taken port is an error, not a silent fallback.
+# The token is the environment variable JUPYTER_TOKEN when set (kept off the command line), else a fresh one. The
+# settings overrides are copied on every start, so an edit of lab_overrides.json applies without a reinstall.
+# E.g. `make lab PORT=8890 LAB_ARGS=--no-browser`.
+PORT ?= 8888
+LAB_IP ?= 127.0.0.1
+LAB_ARGS ?=
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+	@mkdir -p $(VENV)/share/jupyter/lab/settings && cp lib/cliplab/core/lab_overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(BIN)/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks \
+	  --ServerApp.ip=$(LAB_IP) --ServerApp.port=$(PORT) --ServerApp.port_retries=0 \
+	  --ContentsManager.allow_hidden=True $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 # Re-resolve the pinned lock file after editing pyproject.toml.
 lock: setup
