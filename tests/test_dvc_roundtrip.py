@@ -127,8 +127,11 @@ class SSHServer:
 def _install_openssh() -> None:
     if shutil.which("sshd") or Path("/usr/sbin/sshd").exists():
         return
-    proc = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"],
-                          capture_output=True, text=True)
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"]
+    proc = subprocess.run(install, capture_output=True, text=True)
+    if proc.returncode != 0:  # a fresh container has no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
+        proc = subprocess.run(install, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"OpenSSH server not installed and apt-get failed: {proc.stderr.strip()[-300:]}")
 
