@@ -77,19 +77,18 @@ def test_the_project_params_reseed_into_a_consistent_zoo() -> None:
         assert {model_renames(params["zoo"], 10)[n] for n in named} <= names(out[paper]) & zoo, paper
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+def commit_with_params(root: Path, extra: str) -> None:
+    """Append ``extra`` to the demo project's params.yaml and commit the project."""
+    (root / "params.yaml").write_text((root / "params.yaml").read_text() + extra)
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "demo"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, env=env)
 
 
 def test_reseed_command_clones_the_committed_project(demo_project: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    params = demo_project / "params.yaml"
-    params.write_text(params.read_text() + "  seed: 1\nzoo:\n  models: [{name: m-s0, seed: 0}]\n")
-    git(demo_project, "init", "-q")
-    git(demo_project, "add", "-A")
-    git(demo_project, "commit", "-q", "-m", "demo")
+    commit_with_params(demo_project, "  seed: 1\nzoo:\n  models: [{name: m-s0, seed: 0}]\n")
     target = tmp_path / "second"
     assert main(["reseed", "100", str(target)]) == 0
     out = yaml.safe_load((target / "params.yaml").read_text())
@@ -102,11 +101,8 @@ def test_reseed_command_clones_the_committed_project(demo_project: Path, tmp_pat
 
 def test_reseed_refuses_a_dirty_tree_or_a_used_folder(demo_project: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    commit_with_params(demo_project, "zoo:\n  models: []\n")
     params = demo_project / "params.yaml"
-    params.write_text(params.read_text() + "zoo:\n  models: []\n")
-    git(demo_project, "init", "-q")
-    git(demo_project, "add", "-A")
-    git(demo_project, "commit", "-q", "-m", "demo")
     used = tmp_path / "used"
     used.mkdir()
     (used / "keep.txt").write_text("mine")
