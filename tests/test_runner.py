@@ -104,4 +104,5 @@ def test_params_json_records_the_values_a_smoke_branch_used(demo_project: Path) 
     out = run_paper("demo", smoke=True, root=demo_project)
     recorded = json.loads((out.out_dir / "params.json").read_text())
     assert recorded["n"] == 5 and recorded["smoke"] is True  # what ran, not the default 3
+    assert recorded.get("out_dir", "") == ""  # not the run's staging folder: params.json is the same every run
     assert not (out.out_dir / "params_used.json").exists()

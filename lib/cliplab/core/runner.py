@@ -182,7 +182,7 @@ def _execute(root: Path, paper: str, notebook: Path, values: dict[str, Any], des
         nb = jupytext.read(notebook)
         nb.metadata["kernelspec"] = {"name": kernel, "language": "python", "display_name": kernel}
         nb.metadata.setdefault("language_info", {"name": "python"})
-        record = RECORD_CELL.format(used=USED_FILE, names=sorted(values))
+        record = RECORD_CELL.format(used=USED_FILE, names=sorted(set(values) - {"out_dir"}))  # staging: not a value
         nb.cells.append(nbformat.v4.new_code_cell(record, metadata={"tags": ["cliplab-record-parameters"]}))
         jupytext.write(nb, source)
         try:
