@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,6 +173,26 @@ def run_paper(
                         f"outputs in {dest} are untouched") from None
 
 
+@contextmanager
+def _interrupts_noted() -> Iterator[list[int]]:
+    """Note every SIGINT while the block runs (and raise KeyboardInterrupt as usual), so that an interrupt that
+    papermill or the kernel client swallows still stops the run before it publishes anything."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        noted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _execute(root: Path, paper: str, notebook: Path, values: dict[str, Any], dest: Path, staging: Path,
              timeout: float | None, progress: bool, log_output: bool) -> RunResult:
     """Run the notebook in ``staging`` and publish its outputs into ``dest``; the staging folder never stays."""
@@ -185,24 +208,29 @@ def _execute(root: Path, paper: str, notebook: Path, values: dict[str, Any], des
         record = RECORD_CELL.format(used=USED_FILE, names=sorted(set(values) - {"out_dir"}))  # staging: not a value
         nb.cells.append(nbformat.v4.new_code_cell(record, metadata={"tags": ["cliplab-record-parameters"]}))
         jupytext.write(nb, source)
-        try:
-            papermill.execute_notebook(
-                str(source),
-                str(staging / "executed.ipynb"),
-                parameters={**values, "out_dir": str(staging)},
-                kernel_name=kernel,
-                cwd=str(root),
-                progress_bar=progress,
-                log_output=log_output,
-                execution_timeout=timeout,
-                # the kernel's own log (transport warnings; a ZMQ traceback when Ctrl-C closes its sockets
-                # mid-reply) is not the notebook's output: cell errors still arrive as outputs and end the run
-                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-            )
-        except Exception as err:  # papermill, nbclient and kernel errors all end the run the same way
-            kept = _keep_aside(root, staging, paper)
-            where = f"; partial notebook kept at {kept}" if kept else ""
-            raise RunFailed(f"{paper} failed: {_describe_failure(err)}{where}") from None
+        with _interrupts_noted() as interrupts:
+            try:
+                papermill.execute_notebook(
+                    str(source),
+                    str(staging / "executed.ipynb"),
+                    parameters={**values, "out_dir": str(staging)},
+                    kernel_name=kernel,
+                    cwd=str(root),
+                    progress_bar=progress,
+                    log_output=log_output,
+                    execution_timeout=timeout,
+                    # the kernel's own log (transport warnings; a ZMQ traceback when Ctrl-C closes its sockets
+                    # mid-reply) is not the notebook's output: cell errors still arrive as outputs and end the run
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                )
+            except Exception as err:  # papermill, nbclient and kernel errors all end the run the same way
+                if interrupts:  # the kernel's KeyboardInterrupt (Ctrl-C reaches the whole process group)
+                    raise KeyboardInterrupt from None
+                kept = _keep_aside(root, staging, paper)
+                where = f"; partial notebook kept at {kept}" if kept else ""
+                raise RunFailed(f"{paper} failed: {_describe_failure(err)}{where}") from None
+        if interrupts:  # an interrupt papermill swallowed: stop before publishing, as for any other
+            raise KeyboardInterrupt
         if not (staging / "metrics.json").is_file():
             kept = _keep_aside(root, staging, paper)
             raise RunFailed(f"{paper} finished but wrote no metrics.json (call art.write_metrics()); notebook at {kept}")
