@@ -41,8 +41,9 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
 
+# `make bench ARGS=--quick` skips the default-scale end-to-end timings (the papers, the first run: about an hour).
 bench: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run.py $(ARGS)
 
 # JupyterLab rooted at the repository (notebooks/, replications/ and the hidden .cliplab/ scratch outputs can all be
 # browsed; notebooks/ opens first), on $(LAB_IP):$(PORT) only; a taken port is an error, not a silent fallback.

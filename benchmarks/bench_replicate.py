@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append(Result(f"{paper} smoke (first run)", seconds, target, "s"))
         total += timed([dvc, "repro", "smoke-report"], work)
         results.append(Result("whole pipeline smoke (first run)", total, PIPELINE_SMOKE_S, "s"))
-    if not args.smoke_only:
+    if not args.smoke_only and not os.environ.get("CLIPLAB_BENCH_QUICK"):
         results += default_scale(args)
     print_results("replication timings", results)
 
