@@ -331,3 +331,19 @@ def test_the_thread_count_is_part_of_a_models_identity(tmp_path: Path) -> None:
     card = json.loads((folder / CARD_JSON).read_text())
     assert card["train"]["num_threads"] == 2 and card["throughput"]["num_threads"] == 2
     assert (folder / "open_clip_model.safetensors").read_bytes() != before
+
+
+def test_plotting_a_training_curve_leaves_the_matplotlib_backend_alone(tmp_path: Path) -> None:
+    """A notebook that trains a smoke model on the spot must still show its own figures afterwards."""
+    import matplotlib
+    import pandas as pd
+    from cliplab.zoo import plot_training_curve
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands in for Lab's inline backend: anything but Agg
+    try:
+        history = pd.DataFrame({"step": [1, 2, 3], "loss": [2.0, 1.5, 1.2], "logit_scale": [14.0, 15.0, 16.0]})
+        out = plot_training_curve(history, tmp_path / "curve.png", "t")
+        assert out.stat().st_size > 1000 and matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

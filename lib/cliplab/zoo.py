@@ -492,19 +492,20 @@ def train_zoo(entries: Sequence[ZooEntry], zoo_dir: str | Path, world_params: di
 
 
 def plot_training_curve(history: pd.DataFrame, path: Path, title: str) -> Path:
-    """Loss (log scale) and learned logit scale against the step, saved as a PNG."""
-    import matplotlib
+    """Loss (log scale) and learned logit scale against the step, saved as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare ``Figure`` (no pyplot, no backend switch): the zoo trains inside notebooks too (smoke
+    models on the spot), and switching the process's backend to Agg there hid every later figure in Lab.
+    """
+    from matplotlib.figure import Figure
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3), constrained_layout=True)
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    left, right = fig.subplots(1, 2)
     left.plot(history["step"], history["loss"], lw=0.8)
     left.set(xlabel="step", ylabel="contrastive loss", yscale="log", title=title)
     right.plot(history["step"], history["logit_scale"], lw=0.8, color="tab:orange")
     right.set(xlabel="step", ylabel="logit scale (1/temperature)")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 
