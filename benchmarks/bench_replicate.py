@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         copy_project(work, with_outputs=False)
         total = 0.0
         for paper, target in PAPER_SMOKE_S.items():
-            seconds = timed([dvc, "repro", "-s", f"smoke@{paper}"], work)
+            seconds = timed([dvc, "repro", "-s", f"smoke-{paper}"], work)
             total += seconds
             results.append(Result(f"{paper} smoke (first run)", seconds, target, "s"))
         total += timed([dvc, "repro", "smoke-report"], work)
