@@ -26,8 +26,8 @@
 # - **C5** part–whole on Rel3D — not testable here.
 #
 # **Reproduce:** `cliplab run concept_association_bias` (smoke check: `cliplab run concept_association_bias --smoke`).
-# Real models and photos: `cliplab run concept_association_bias --set real_model=ViT-B-32
-# --set real_pretrained=openai --set photo_dir=/data/fruit` (folder `<object>/<colour>/*.jpg`, or a CSV of
+# Your own model and photos: `cliplab run concept_association_bias --model ViT-B-32 --pretrained openai
+# --set colour_images=/data/fruit` (folder `<object>/<colour>/*.jpg`, or a CSV of
 # path, object, colour[, condition]); pairs are composed side by side automatically.
 #
 # **Runtime:** `make bench` measures it on the machine at hand (the README's table of targets); the last cell prints this
@@ -60,9 +60,13 @@ vqa_width: int = 64  # head width
 vqa_resnet_stage: int = 3  # ModifiedResNet stage giving image tokens, 2 for layer2 (4×4 at 32 px), 3 for layer3 (2×2)
 vqa_seeds: list[int] = [0, 1, 2, 3, 4]  # C4 replicates: head seeds (init and minibatches), each all variants
 vqa_jobs: int = 2  # heads trained at once in separate processes (one thread each); results do not depend on it
-real_model: str = ""  # real path, an open_clip model name, checkpoint file or local-dir folder; empty means the zoo
-real_pretrained: str = ""  # real path, pretrained tag or weights file for real_model; empty means random init
-photo_dir: str = ""  # real path, a folder <object>/<colour>/*.jpg or a CSV with path, object, colour[, condition]
+model: str = ""  # your CLIP: open_clip name (with pretrained), weights file, local-dir: or hf-hub:; empty: the zoo
+pretrained: str = ""  # pretrained tag or weights file for model; empty: as model says (a bare name: random init)
+colour_images: str = ""  # your single-object photos <object>/<colour>/<image> (or a CSV path, object, colour[, condition])
+folds: int = 5  # disjoint folds of the probe pairs: the replicates of C1 on one model (smoke: 2)
+score_incompetent: bool = False  # score claims on your model even below the competence bar (wiring checks only)
+device: str = "auto"  # cuda when torch sees a GPU, else cpu
+batch_size: int = 32  # images per forward pass of your model
 out_dir: str = ""  # where metrics.json and figures/ go; empty means a scratch folder; set by the runner
 
 # %%
@@ -82,23 +86,25 @@ from cliplab import association as ca
 from cliplab.association import narrative
 from cliplab.core.artifacts import Artifacts
 from cliplab.core.claims import check_claims, results_table
-from cliplab.models import load_model
 from cliplab.models.preprocess import image_size
+from cliplab.real import RealOptions, Scope, competence, validate
 from cliplab.zoo import zoo_model
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two on shared cores
 plots.use_style()
 art = Artifacts.for_notebook("concept_association_bias", out_dir)
 t_start = time.perf_counter()
-real = bool(photo_dir)
-if bool(real_model) != real:
-    raise ValueError("the real path needs both real_model and photo_dir (or neither, to use the zoo)")
+real_opts = RealOptions(model=model, pretrained=pretrained, colour_images=colour_images, device=device,
+                        batch_size=batch_size)
+real = real_opts.active
+if real:  # every option and the model checked before any work
+    loaded_real = validate(real_opts, needs=["colour_images"])
 if not real and vqa_model not in [*models, *extra_models]:
     raise ValueError(f"vqa_model {vqa_model!r} must be one of the probed models {[*models, *extra_models]}")
 
 if smoke:
     models, extra_models, n_pairs, min_matched = ["tiny-s0", "tiny-s1"], [], 40, 20
-    vqa_train_images, vqa_test_images, vqa_steps, vqa_seeds, vqa_jobs = 300, 100, 25, [0, 1], 1
+    vqa_train_images, vqa_test_images, vqa_steps, vqa_seeds, vqa_jobs, folds = 300, 100, 25, [0, 1], 1, 2
 metrics: dict[str, float] = {}
 
 # %% [markdown]
@@ -111,8 +117,7 @@ metrics: dict[str, float] = {}
 
 # %%
 if real:
-    loaded_real = load_model(real_model, real_pretrained or None)
-    photos = ca.read_object_photos(photo_dir)
+    photos = ca.read_object_photos(colour_images)
     probe_sets = {"real": ca.build_photo_probes(photos, n_pairs, probe_seed, size=image_size(loaded_real.model))}
     zoo = {}
 else:
@@ -145,8 +150,8 @@ pd.DataFrame({name: s.table.groupby(["condition", "kind"]).size() for name, s in
 # %%
 scored = []
 for name, probes in tqdm(probe_sets.items(), desc="scoring probes"):
-    model = loaded_real if real else zoo[name].loaded
-    scored.append(ca.run_probes(model, probes, template).assign(model=name))
+    clip = loaded_real if real else zoo[name].loaded
+    scored.append(ca.run_probes(clip, probes, template).assign(model=name))
 scored = pd.concat(scored, ignore_index=True)
 per_model = ca.cab_by(scored, ["model", "condition"])
 series_models = [m for m in models if m in set(scored.model)] if not real else []
@@ -266,8 +271,26 @@ if real:
         for metric in ca.METRICS:
             metrics[f"model.{r.model.replace('-', '_')}.{r.condition}.{metric}"] = getattr(r, metric)
     art.log_metrics(metrics)
-    display(Markdown("Real path: the claims need the zoo's training captions and VQA heads, so only the "
-                     "per-condition probe metrics above are reported."))
+    singles = scored[scored.kind == "single"]
+    scope = Scope("concept_association_bias", model, pretrained, loaded_real.source, real_opts.resolved_device,
+                  smoke, data=real_opts.data(), replicates=f"{folds} disjoint folds of the probe pairs",
+                  sizes={"photos": len(photos), "objects": photos.object.nunique(),
+                         "colours": photos.colour.nunique(), "probe pairs": n_pairs})
+    scope.not_testable(["C2"], "needs the association strength of each object and colour in the model's "
+                       "pretraining captions")
+    scope.not_testable(["C4"], "needs VQA heads trained on the model; this notebook trains them on zoo CLIPs only")
+    if "natural" not in set(photos.get("condition", [])):
+        scope.not_testable(["C1"], "needs photos of objects in their typical colours, labelled 'natural' "
+                           "(a CSV with a condition column)")
+    # competence: the colour of one object alone, against chance over the palette
+    if scope.guard(competence(int((singles.predicted == singles.query_colour).sum()), len(singles),
+                               photos.colour.nunique()), ["C1"], force=score_incompetent):
+        if "C1" not in scope.untestable:
+            art.log_replicates(ca.fold_series(scored, folds))
+    verdicts = check_claims(paths.claims_path(paths.project_root(), "concept_association_bias"), art.metrics,
+                            smoke=smoke, untestable=scope.untestable)
+    scope.write(art.out_dir)
+    display(results_table(verdicts))
 else:
     art.log_replicates(ca.model_series(scored, per_pair, series_models))
     art.log_metrics(ca.model_metrics(scored, per_pair, list(zoo)))

@@ -34,9 +34,12 @@
 # run's wall time. The zoo is trained once, before the first run, by `cliplab zoo train`.
 # (`--set 'misalignment_train_levels=[]'` skips the four models of the misalignment control, its slowest part.)
 #
-# **Real path:** `cliplab run concept_frequency --set real_model=ViT-B-32 --set real_pretrained=laion400m_e32
-# --set real_corpus=captions.parquet --set real_images=imagenet_val/` counts the folder's class names in the
-# corpus with the same engine and fits the same statistics (the world sections are skipped).
+# **Your own model and data:** `cliplab run concept_frequency --model ViT-B-32 --pretrained laion400m_e32
+# --data DIR` (DIR holding `images/<class>/…`, `corpus.csv|parquet|…`, optionally `ood/<shift>/<class>/…`), or
+# the parameters `model`, `pretrained`, `images`, `corpus`, `ood_images` below. The classes are counted in the
+# corpus with the same engine and fitted with the same statistics; the claims are scored with the same checks
+# over disjoint folds of the test images, into the model's own scoreboard (`replications/real/…`), and only
+# where the model is competent on the images (the world sections are skipped).
 #
 # Settings fixed here: per-concept accuracy on `eval_per_concept` balanced held-out clean images per concept;
 # headline x = matched count (caption names the concept ∧ image shows it) from the engine; fits over concepts
@@ -70,13 +73,18 @@ tail_fraction: float = 0.1  # the "Let it Wag!" set: this fraction of the rarest
 n_bins: int = 12  # equal-width ln-count bins of the paper's binned ρ (first and last dropped)
 n_boot: int = 2000  # bootstrap resamples for every CI
 seed: int = 0  # seed of every bootstrap and simulated tagger
-real_model: str = ""  # real path: open_clip architecture / local-dir: folder / weights file; empty means the world
-real_pretrained: str = ""  # real path: pretrained tag or weights file for real_model
-real_corpus: str = ""  # real path: caption corpus (parquet / CSV / TSV / webdataset, local or fsspec URL)
-real_caption_column: str = "caption"  # real path: caption column (tables) or member extension (webdataset)
-real_image_column: str = ""  # real path: image-path column of the corpus; set it to tag images (matched counts)
-real_images: str = ""  # real path: labelled test images, <root>/<class name>/*.png
-real_templates: list[str] = ["a photo of a {}."]  # real path: prompt templates (several make an ensemble)
+model: str = ""  # your CLIP: open_clip name (with pretrained), weights file, local-dir: or hf-hub:; empty: the zoo
+pretrained: str = ""  # pretrained tag or weights file for model; empty: as model says (a bare name: random init)
+images: str = ""  # labelled test images <class>/<image>: the classes are the concepts counted and classified
+ood_images: list[str] = []  # shifted test folders with the same classes (C3); empty: C3 is not testable
+corpus: str = ""  # caption corpus (parquet / CSV / TSV / JSONL / webdataset, local or fsspec URL)
+caption_column: str = "caption"  # caption column of a table (digits: 0-based field of a header-less TSV), or a shard extension
+templates: list[str] = ["a photo of a {}."]  # prompt templates of the headline accuracy (several: an ensemble)
+folds: int = 5  # disjoint folds of the test images: the replicates of a claim on one model (smoke: 2)
+count_scheduler: str = ""  # Dask for counting a big corpus: "local" (worker processes) or "tcp://host:port"
+score_incompetent: bool = False  # score claims on your model even below the competence bar (wiring checks only)
+device: str = "auto"  # cuda when torch sees a GPU, else cpu
+batch_size: int = 64  # images per forward pass of your model
 out_dir: str = ""  # where metrics.json and figures/ go; empty means a scratch folder; set by the runner
 
 # %%
@@ -99,19 +107,22 @@ from cliplab.frequency import experiment as ex
 from cliplab.frequency import scaling as sc
 from cliplab.frequency import worlds as fw
 from cliplab.frequency.worlds import key
+from cliplab.real import RealOptions, Scope, competence, validate
 
 torch.set_num_threads(2)
 plots.use_style()
 art = Artifacts.for_notebook("concept_frequency", out_dir)
 t_start = time.perf_counter()
-real_mode = bool(real_model)
+real_opts = RealOptions(model=model, pretrained=pretrained, images=images, ood_images=tuple(ood_images),
+                        corpus=corpus, caption_column=caption_column, device=device, batch_size=batch_size)
+real_mode = real_opts.active
+if real_mode:  # every option and the model checked before any work
+    loaded = validate(real_opts, needs=["images", "corpus"], optional=["ood_images"])
 if smoke:
     eval_per_concept, ood_per_concept, n_boot, ood_domains = 4, 3, 400, ["noisy"]
     tagger_samples, tagger_calibration, misalignment_train_levels, misalignment_steps = 500, 200, [], 30
-    seed_models = seed_models[:2]  # two worlds: enough to wire the replicate scoring
+    seed_models, folds = seed_models[:2], 2  # two worlds (folds): enough to wire the replicate scoring
 evaluated = fw.evaluated_models(seed_models, models)
-if real_mode and not (real_corpus and real_images):
-    raise ValueError("the real path needs real_model, real_corpus and real_images (and real_pretrained for a tag)")
 
 
 # %% [markdown]
@@ -128,14 +139,33 @@ ood: dict[str, pd.DataFrame] = {}
 zoo: dict = {}
 if real_mode:
     from cliplab.eval import read_image_folder
-    from cliplab.models import load_model
+    from cliplab.frequency import realpath as fr
 
-    loaded = load_model(real_model, real_pretrained or None)
-    table, text_run = ex.real_concept_table(loaded, read_image_folder(real_images), real_corpus,
-                                            prompts={"accuracy": real_templates}, column=real_caption_column,
-                                            image_column=real_image_column)
-    tables["real"] = table
-    print(text_run.summary())
+    test_set = read_image_folder(images)
+    shifted = [read_image_folder(d) for d in ood_images]
+    real_run = fr.real_tables(loaded, test_set, corpus, folds=folds, templates=templates, ood_images=shifted,
+                              column=real_opts.caption_key, batch_size=batch_size, scheduler=count_scheduler or None)
+    print(real_run.counts.summary())
+    scope = Scope("concept_frequency", model, pretrained, loaded.source, str(real_opts.resolved_device), smoke,
+                  data=real_opts.data(), replicates=f"{folds} disjoint folds of the test images",
+                  sizes={"classes": real_run.n_classes, "test images": real_run.total,
+                         "shifted images": sum(len(d.labels) for d in shifted)})
+    scope.not_testable(["C2"], "needs models of two sizes and two corpus sizes on one pretraining world")
+    if not ood_images:
+        scope.not_testable(["C3"], "needs shifted test folders (ood_images) with the same classes")
+    claims_here = ["C1", "C3", "C5", "C7"]
+    usable = scope.guard(competence(real_run.correct, real_run.total, real_run.n_classes), claims_here,
+                         force=score_incompetent)
+    problem = fr.fit_problem(real_run.tables) if usable else ""
+    if problem:
+        scope.not_testable(claims_here, problem)
+    if usable and not problem:
+        tables, ood = dict(real_run.tables), dict(real_run.ood)
+    seed_models = evaluated = list(tables)  # the folds are this run's replicates
+    ood_domains = sorted({d for t in ood.values() for d in t["domain"]})
+    for name in [n for n in evaluated if n in ood]:
+        art.log_metrics(fw.top1_metrics(name, tables[name], ood[name]))
+    display(pd.Series(scope.untestable, name="not testable here").to_frame()) if scope.untestable else None
 else:
     from tqdm.auto import tqdm
 
@@ -185,36 +215,39 @@ summary.reindex(["slope", "slope_ci_low", "slope_ci_high", "pearson", "spearman"
 # curve (right) is what the paper plots: bin means of the 10 inner ln-count bins.
 
 # %%
-n_cols = min(4, len(tables) + 1)
-n_rows = -(-(len(tables) + 1) // n_cols)
-fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.8 * n_rows), squeeze=False)
-axes = axes.ravel()
-for ax in axes[len(tables) + 1:]:
-    ax.set_visible(False)
-for ax, (name, table) in zip(axes, tables.items()):
-    seen = table[table["count"] >= 1]
-    fit = sc.fit_slope(table, n_boot=n_boot, seed=seed)
-    band = sc.fit_band(fit, table, seed=seed)
-    ax.scatter(seen["count"], 100 * seen["accuracy"], s=10, alpha=0.5)
-    zero = table[table["count"] == 0]
-    ax.scatter(np.full(len(zero), max(0.5, seen["count"].min() / 2)), 100 * zero["accuracy"], s=12, marker="x",
-               color="grey", label=f"f = 0 (n={len(zero)})")
-    ax.plot(band["count"], band["fit"], color="C3", label=f"{fit.slope:.1f} pts/decade")
-    ax.fill_between(band["count"], band["low"], band["high"], color="C3", alpha=0.2)
-    ax.set(xscale="log", xlabel="matched training count f", ylabel="zero-shot top-1 (%)", title=name, ylim=(-3, 103))
-    ax.legend(fontsize=7, loc="upper left")
-ax = axes[len(tables)]
-for name, table in tables.items():
-    try:
-        b = sc.binned_correlation(table["count"], table["accuracy"], n_bins)
-        ax.plot(np.exp(b.edges), 100 * b.means, marker="o", label=f"{name}: binned ρ {b.rho:.2f}")
-    except ValueError as err:
-        print(f"{name}: binned ρ undefined ({err})")
-ax.set(xscale="log", xlabel="bin right edge (count)", ylabel="bin mean top-1 (%)", title="binned (paper-style)")
-ax.legend(fontsize=7)
-fig.tight_layout()
-art.save_figure(fig, "accuracy_vs_frequency")
-plt.show()
+if not tables:
+    print("no concept table to fit (the real path's scope above says why)")
+else:
+    n_cols = min(4, len(tables) + 1)
+    n_rows = -(-(len(tables) + 1) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.8 * n_rows), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[len(tables) + 1:]:
+        ax.set_visible(False)
+    for ax, (name, table) in zip(axes, tables.items()):
+        seen = table[table["count"] >= 1]
+        fit = sc.fit_slope(table, n_boot=n_boot, seed=seed)
+        band = sc.fit_band(fit, table, seed=seed)
+        ax.scatter(seen["count"], 100 * seen["accuracy"], s=10, alpha=0.5)
+        zero = table[table["count"] == 0]
+        ax.scatter(np.full(len(zero), max(0.5, seen["count"].min() / 2)), 100 * zero["accuracy"], s=12, marker="x",
+                   color="grey", label=f"f = 0 (n={len(zero)})")
+        ax.plot(band["count"], band["fit"], color="C3", label=f"{fit.slope:.1f} pts/decade")
+        ax.fill_between(band["count"], band["low"], band["high"], color="C3", alpha=0.2)
+        ax.set(xscale="log", xlabel="matched training count f", ylabel="zero-shot top-1 (%)", title=name, ylim=(-3, 103))
+        ax.legend(fontsize=7, loc="upper left")
+    ax = axes[len(tables)]
+    for name, table in tables.items():
+        try:
+            b = sc.binned_correlation(table["count"], table["accuracy"], n_bins)
+            ax.plot(np.exp(b.edges), 100 * b.means, marker="o", label=f"{name}: binned ρ {b.rho:.2f}")
+        except ValueError as err:
+            print(f"{name}: binned ρ undefined ({err})")
+    ax.set(xscale="log", xlabel="bin right edge (count)", ylabel="bin mean top-1 (%)", title="binned (paper-style)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    art.save_figure(fig, "accuracy_vs_frequency")
+    plt.show()
 
 # %% [markdown]
 # ## 3. Headline metrics (C1, C2, C5, C7)
@@ -223,7 +256,7 @@ plt.show()
 # head/tail split of each model (the rarest `tail_fraction` of seen concepts against all seen ones).
 
 # %%
-if not real_mode:
+if evaluated:
     prompt_fits = {(n, col): sc.fit_slope(tables[n], y=col, n_boot=n_boot, seed=seed)
                    for n in evaluated for col in fw.PROMPTS.values()}
     for (n, col), fit in prompt_fits.items():
@@ -268,21 +301,23 @@ if not real_mode:
                      "ctrl.size.slope_big": reports[big_name][f"fit.{key(big_name)}.slope"],
                      "ctrl.size.slope_diff": size_diff.slope, "ctrl.size.slope_diff_ci_low": size_diff.ci_low,
                      "ctrl.size.slope_diff_ci_high": size_diff.ci_high})
-    ood_fits = {}
-    for n in evaluated:
-        pooled = sc.fit_slope(ood[n], group="domain", cluster="concept", n_boot=n_boot, seed=seed)
-        art.log_metrics(pooled.metrics(f"ood.{key(n)}.pooled"))
-        ood_fits[(n, "pooled")] = pooled
-        for d in ood_domains:
-            fit = sc.fit_slope(ood[n][ood[n]["domain"] == d], n_boot=n_boot, seed=seed)
-            art.log_metrics(fit.metrics(f"ood.{key(n)}.{d}"))
-            ood_fits[(n, d)] = fit
-    display(pd.DataFrame({f"{n} / {d}": {"slope": f.slope, "ci_low": f.ci_low, "ci_high": f.ci_high}
-                          for (n, d), f in ood_fits.items()}).T.round(2))
     if perm is not None:
         print(f"within-sprite slope (permutation control): {perm.slope:.1f} [{perm.ci_low:.1f}, {perm.ci_high:.1f}] "
               f"over {perm.n_clusters} sprites")
     print(f"bigger minus smaller model: {size_diff.slope:+.1f} [{size_diff.ci_low:+.1f}, {size_diff.ci_high:+.1f}] pts/decade")
+
+# %%
+ood_fits = {}
+for n in [n for n in evaluated if n in ood]:  # the zoo's held-out domains, or your shifted folders
+    pooled = sc.fit_slope(ood[n], group="domain", cluster="concept", n_boot=n_boot, seed=seed)
+    art.log_metrics(pooled.metrics(f"ood.{key(n)}.pooled"))
+    ood_fits[(n, "pooled")] = pooled
+    for d in ood_domains:
+        fit = sc.fit_slope(ood[n][ood[n]["domain"] == d], n_boot=n_boot, seed=seed)
+        art.log_metrics(fit.metrics(f"ood.{key(n)}.{d}"))
+        ood_fits[(n, d)] = fit
+pd.DataFrame({f"{n} / {d}": {"slope": f.slope, "ci_low": f.ci_low, "ci_high": f.ci_high}
+              for (n, d), f in ood_fits.items()}).T.round(2)
 
 # %% [markdown]
 # ### 4c. Counting noise
@@ -398,12 +433,19 @@ if not real_mode:
 # and reason are in each claim's `revised:` entry) after earlier default runs had been seen: the within-run
 # bootstrap-CI bounds (minimum over models) became per-world replicate series scored by the rule below, with the
 # same quantities and directions as before. The table evaluates them on this run; at smoke
-# scale the numbers only show that the pipeline is wired. In real mode the claims (which are about the world) are
-# not evaluated: the `fit.real.*` metrics are the result.
+# scale the numbers only show that the pipeline is wired. On your own model the same checks score C1, C3, C5 and
+# C7 over disjoint folds of your test images (`real-f0 …`), when the model is competent on them; the table says
+# why a claim is not testable there.
 
 # %%
 if real_mode:
-    display(pd.Series(reports["real"]).round(4).to_frame("real path"))
+    if evaluated:
+        art.log_replicates(fw.world_series(art.metrics, seed_models, ood_domains, ood=bool(ood)))
+    verdicts = check_claims(paths.claims_path(paths.project_root(), "concept_frequency"),
+                            art.metrics if evaluated else {}, smoke=smoke, untestable=scope.untestable)
+    scope.write(art.out_dir)
+    display(Markdown(f"**How a claim is scored.** {RULE}"))
+    display(results_table(verdicts))
 else:
     art.log_replicates({**fw.world_series(art.metrics, seed_models, ood_domains),
                         **fw.variant_series(art.metrics, size_pair[1:], corpus_pair[:1])})

@@ -26,6 +26,7 @@ _ERRORS = {
     ("cliplab.core.scaffold", "ScaffoldError"): EXIT_USAGE,
     ("cliplab.core.claims", "ClaimsError"): EXIT_FAILED,
     ("cliplab.core.runner", "RunFailed"): EXIT_FAILED,
+    ("cliplab.real.options", "RealPathError"): EXIT_USAGE,
 }
 
 
@@ -82,11 +83,34 @@ def cmd_list(args: argparse.Namespace, root: Path) -> int:
     return EXIT_OK
 
 
+REAL_FLAGS = ("model", "pretrained", "device", "batch_size")
+
+
+def _real_overrides(args: argparse.Namespace, root: Path, paper: str) -> dict[str, object]:
+    """--model/--pretrained/--device/--batch-size and the --data folder's options, as notebook parameters
+    (only those the paper's notebook declares; a paper without a real path gets an error naming it)."""
+    from cliplab.core.parameters import ParameterError
+    from cliplab.core.runner import declared_parameters
+
+    given = {k: getattr(args, k) for k in REAL_FLAGS if getattr(args, k, None) not in (None, "")}
+    if getattr(args, "data", None):
+        from cliplab.real.options import options_from_folder
+
+        given.update(options_from_folder(args.data))
+    if not given:
+        return {}
+    declared = declared_parameters(root, paper)
+    if "model" not in declared:
+        raise ParameterError(f"{paper} takes no CLIP (its experiments train their own networks): "
+                             "--model/--data do not apply to it")
+    return {k: v for k, v in given.items() if k in declared}
+
+
 def cmd_run(args: argparse.Namespace, root: Path) -> int:
     from cliplab.core.parameters import parse_assignments
     from cliplab.core.runner import run_paper
 
-    overrides = parse_assignments(args.set or [])
+    overrides = {**_real_overrides(args, root, args.paper), **parse_assignments(args.set or [])}
     result = run_paper(
         args.paper, smoke=args.smoke, overrides=overrides, timeout=args.timeout,
         out=Path(args.out) if args.out else None, root=root, log_output=args.verbose,
@@ -98,7 +122,13 @@ def cmd_run(args: argparse.Namespace, root: Path) -> int:
 def cmd_report(args: argparse.Namespace, root: Path) -> int:
     from cliplab.core.claims import write_report
 
-    target, text = write_report(root, papers(root), smoke=args.smoke)
+    if args.real or args.model:
+        from cliplab.real.report import write_real_report
+
+        slug = args.real or paths.model_slug(args.model, args.pretrained or "")
+        target, text = write_real_report(root, papers(root), slug, smoke=args.smoke)
+    else:
+        target, text = write_report(root, papers(root), smoke=args.smoke)
     print(text)
     print(f"written to {target}")
     return EXIT_OK
@@ -111,7 +141,43 @@ def _env_with_venv_on_path() -> dict[str, str]:
     return env
 
 
+def cmd_replicate_real(args: argparse.Namespace, root: Path) -> int:
+    """Every paper with a real path on one model and its data, then that model's own scoreboard."""
+    from cliplab.core.runner import RunFailed, run_paper
+    from cliplab.real.options import RealOptions, RealPathError, validate
+    from cliplab.real.report import takes_a_model, write_real_report
+
+    if not args.data:
+        return _fail(EXIT_USAGE, "--model needs --data DIR (images/, test_images/, ood/<shift>/, corpus.*, "
+                     "colour_images/; `cliplab sample-data --real DIR` writes an example)")
+    try:  # the model and the folder are checked once, before any paper runs
+        _real_overrides(args, root, next(p for p in papers(root) if takes_a_model(root, p)))
+        validate(RealOptions(model=args.model, pretrained=args.pretrained or "", device=args.device or "auto"), [])
+    except RealPathError as err:
+        return _fail(EXIT_USAGE, str(err))
+    failed = []
+    for paper in papers(root):
+        if not takes_a_model(root, paper):
+            print(f"{paper}: takes no CLIP; its claims are listed as not testable on this model")
+            continue
+        try:
+            result = run_paper(paper, smoke=args.smoke, overrides=_real_overrides(args, root, paper), root=root)
+            print(f"{paper}: done in {result.seconds:.1f}s -> {result.out_dir}")
+        except RunFailed as err:
+            print(f"cliplab: {err}", file=sys.stderr)
+            failed.append(paper)
+    target, text = write_real_report(root, papers(root), paths.model_slug(args.model, args.pretrained or ""),
+                                     smoke=args.smoke)
+    print(text)
+    print(f"written to {target}")
+    return _fail(EXIT_FAILED, f"failed: {', '.join(failed)}; see above") if failed else EXIT_OK
+
+
 def cmd_replicate(args: argparse.Namespace, root: Path) -> int:
+    if args.model:
+        return cmd_replicate_real(args, root)
+    if args.data:
+        return _fail(EXIT_USAGE, "--data needs --model (the CLIP to run on it)")
     dvc = shutil.which("dvc", path=_env_with_venv_on_path()["PATH"])
     if dvc is None:
         return _fail(EXIT_USAGE, "dvc is not installed in this environment; run 'make setup' first")
@@ -230,11 +296,28 @@ def cmd_stages(args: argparse.Namespace, root: Path) -> int:
 
 
 def cmd_sample_data(args: argparse.Namespace, root: Path) -> int:
+    if args.real:
+        from cliplab.real.sample import write_real_sample
+
+        out = write_real_sample(Path(args.out_dir or "real-sample").resolve())
+        print(f"real-photograph sample written to {out}; try: cliplab replicate --smoke --model ViT-B-32 --data {out}")
+        return EXIT_OK
     from cliplab.core.sample_data import write_sample
 
-    out = write_sample(root / args.out_dir)
+    out = write_sample(root / (args.out_dir or "data"))
     print(f"sample data written to {out}")
     return EXIT_OK
+
+
+def _add_real_flags(parser: argparse.ArgumentParser) -> None:
+    """Your own CLIP and data, named the same for every paper (the notebooks' parameters of the same names)."""
+    group = parser.add_argument_group("your own model and data")
+    group.add_argument("--model", default="", help="open_clip name, weights file, local-dir:FOLDER or hf-hub:ORG/REPO")
+    group.add_argument("--pretrained", default="", help="pretrained tag or weights file for --model")
+    group.add_argument("--data", default="", metavar="DIR", help="images/, test_images/, ood/<shift>/, corpus.*, "
+                       "colour_images/ (each paper takes what it reads)")
+    group.add_argument("--device", default="", help="auto (default: cuda when present), cpu, cuda or mps")
+    group.add_argument("--batch-size", dest="batch_size", type=int, default=None, help="images per forward pass")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,10 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--timeout", type=float, default=None, help="seconds any one cell may run")
     p_run.add_argument("--out", help="output folder (default replications/PAPER, or replications/smoke/PAPER)")
     p_run.add_argument("--verbose", action="store_true", help="stream the notebook's own output")
+    _add_real_flags(p_run)
     p_run.set_defaults(func=cmd_run)
 
-    p_rep = sub.add_parser("replicate", help="run every paper through the DVC pipeline, then the scoreboard")
+    p_rep = sub.add_parser("replicate", help="run every paper through the DVC pipeline, then the scoreboard; "
+                           "with --model/--data: every CLIP paper on your model, then its own scoreboard")
     p_rep.add_argument("--smoke", action="store_true", help="the smoke pipeline (separate outputs)")
+    _add_real_flags(p_rep)
     p_rep.set_defaults(func=cmd_replicate)
 
     for verb, direction in (("pull", "fetch versioned artifacts from"), ("push", "store artifacts in")):
@@ -268,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_report = sub.add_parser("report", help="check claims against metrics and write REPORT.md")
     p_report.add_argument("--smoke", action="store_true", help="score the smoke outputs")
+    p_report.add_argument("--real", default="", metavar="SLUG", help="a real model's runs (replications/real/SLUG)")
+    p_report.add_argument("--model", default="", help="the real model's runs, by --model (and --pretrained)")
+    p_report.add_argument("--pretrained", default="", help="with --model")
     p_report.set_defaults(func=cmd_report)
 
     p_claims = sub.add_parser("claims", help="'claims freeze [PAPER...] --reason TEXT': freeze the checks")
@@ -298,8 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("zoo", help="the model zoo: 'zoo [--smoke] list', 'zoo [--smoke] train NAME... | --all'")
 
-    p_sample = sub.add_parser("sample-data", help="write the deterministic default contents of data/")
-    p_sample.add_argument("out_dir", nargs="?", default="data")
+    p_sample = sub.add_parser("sample-data", help="write the deterministic default contents of data/ "
+                              "(--real: the real-photograph sample for --model/--data)")
+    p_sample.add_argument("out_dir", nargs="?", default="", help="default: data (or real-sample with --real)")
+    p_sample.add_argument("--real", action="store_true", help="photographs from scikit-image, a caption corpus, "
+                          "shifted and colour folders: the layout --data reads")
     p_sample.set_defaults(func=cmd_sample_data)
     return parser
 

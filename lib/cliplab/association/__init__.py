@@ -38,6 +38,7 @@ from cliplab.association.scoring import (
     score_colour_statements,
 )
 from cliplab.association.series import (
+    fold_series,
     head_seed_series,
     head_summary,
     model_metrics,
@@ -81,7 +82,7 @@ __all__ = [
     "CONDITIONS", "DEFAULT_TEMPLATE", "MEASURES", "METRICS", "PROBE_COLUMNS", "RESNET_STAGES", "VARIANTS",
     "VQA_TEMPLATE", "FrozenFeatures", "HeadVariant", "ProbeSet", "Scorer", "TrainedHead", "VQAConfig", "VQAData", "VQAHead",
     "association_strength", "build_photo_probes", "build_probes", "cab", "cab_by", "cab_ci", "cab_metrics",
-    "cab_vqa_rank_correlation", "cab_vs_association", "caption_counts", "check_template", "clip_scorer",
+    "cab_vqa_rank_correlation", "cab_vs_association", "fold_series", "caption_counts", "check_template", "clip_scorer",
     "colour_statements", "compose_pair", "concat_probes", "encode_frozen", "head_scorer", "head_seed_series", "head_summary", "image_tokens", "known_concepts", "model_metrics", "model_series",
     "model_summary", "object_name", "pair_cab",
     "pair_clusters",

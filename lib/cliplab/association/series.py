@@ -83,6 +83,18 @@ def model_series(scored: pd.DataFrame, per_pair: pd.DataFrame, models: Sequence[
     return series
 
 
+def fold_series(scored: pd.DataFrame, folds: int, condition: str = "natural") -> dict[str, list[float]]:
+    """C1's series on one model (your CLIP): disjoint folds of the probe pairs (pair_id mod ``folds``) of
+    ``condition`` are the replicates, each fold's pairs with their single-object controls."""
+    if folds < 2:
+        raise ValueError(f"folds must be ≥ 2, got {folds}")
+    rows = scored[scored["condition"] == condition]
+    if rows.empty:
+        raise ValueError(f"no {condition!r} probes: C1 needs photos labelled {condition!r} (a condition column)")
+    per_fold = [cab_metrics(rows[rows["pair_id"] % folds == k]) for k in range(folds)]
+    return {f"C1.{metric}_{condition}": [float(f[metric]) for f in per_fold] for metric in METRICS}
+
+
 def transformer_variants(variants: Sequence[str]) -> list[str]:
     """The variants whose head is a Transformer over both encoders' tokens (``layers > 0``)."""
     return [v for v in variants if VARIANTS[v].layers > 0]

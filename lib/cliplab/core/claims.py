@@ -259,13 +259,23 @@ def verdict(claim: Claim, scored: Scored, smoke: bool = False) -> tuple[str, str
     return INCONCLUSIVE, "the pooled check and the replicates disagree"
 
 
-def check_claims(claims_file: Path, metrics: Mapping[str, float] | None, smoke: bool = False) -> list[ClaimResult]:
-    """Check a claims.yaml against metrics (None: not run). Notebooks call this to show live verdicts."""
+def check_claims(claims_file: Path, metrics: Mapping[str, float] | None, smoke: bool = False,
+                 untestable: Mapping[str, str] | None = None) -> list[ClaimResult]:
+    """Check a claims.yaml against metrics (None: not run). Notebooks call this to show live verdicts.
+
+    ``untestable`` maps claim ids to why this run could not measure them (a real-model run's scope): those
+    claims are 'not testable here' with that reason, and their metrics need not exist.
+    """
     title, claims = load_claims(claims_file)
+    unknown = sorted(set(untestable or {}) - {c.id for c in claims})
+    if unknown:
+        raise ClaimsError(f"{claims_file}: no claim {', '.join(unknown)} (marked not testable by the run)")
     results = []
     for claim in claims:
         if claim.check is None:
             results.append(ClaimResult(title, claim, UNTESTABLE, claim.untestable))
+        elif untestable and claim.id in untestable:
+            results.append(ClaimResult(title, claim, UNTESTABLE, "", reason=untestable[claim.id]))
         elif metrics is None:
             results.append(ClaimResult(title, claim, NOT_RUN, ""))
         else:
@@ -309,6 +319,28 @@ def _status_cell(result: ClaimResult) -> str:
     return text
 
 
+def _claims_table(results_by_paper: Mapping[str, list[ClaimResult]], smoke: bool,
+                  over_by_paper: Mapping[str, str] | None = None) -> list[str]:
+    """One row per claim, then the per-paper tally of statuses (Markdown lines). ``over_by_paper`` replaces the
+    claims' own replicate source (a real-model run replicates over its own: folds, fine-tuning seeds)."""
+    lines = [
+        "| paper | claim | paper's number | ours | replicates | pooled over replicates (95 % CI) | passing | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for paper, results in results_by_paper.items():
+        for r in results:
+            claim_text = f"**{r.claim.id}** {_cell(r.claim.claim)}"
+            source = r.claim.replicates_over if over_by_paper is None else over_by_paper.get(paper, "")
+            over = "" if r.claim.check is None or r.status == UNTESTABLE else f"{source} (needs {r.claim.needed(smoke)})"
+            lines.append(f"| {paper} | {claim_text} | {_cell(r.claim.paper_value)} | {_cell(r.ours)} | {_cell(over)} "
+                         f"| {_cell(r.pooled)} | {r.passing} | {_cell(_status_cell(r))} |")
+    lines += ["", "| paper | " + " | ".join(STATUSES) + " |", "|---|---|---|---|---|---|"]
+    for paper, results in results_by_paper.items():
+        counts = [sum(r.status == s for r in results) for s in STATUSES]
+        lines.append(f"| {paper} | " + " | ".join(map(str, counts)) + " |")
+    return lines
+
+
 def render_report(results_by_paper: Mapping[str, list[ClaimResult]], smoke: bool = False) -> str:
     """The scoreboard as Markdown: the scoring rule, one row per claim, a per-paper tally, the revisions."""
     scale = "smoke scale (a fast wiring check: numbers are NOT the replication)" if smoke else "default scale"
@@ -322,19 +354,8 @@ def render_report(results_by_paper: Mapping[str, list[ClaimResult]], smoke: bool
         "",
         f"**How a claim is scored.** {RULE}",
         "",
-        "| paper | claim | paper's number | ours | replicates | pooled over replicates (95 % CI) | passing | status |",
-        "|---|---|---|---|---|---|---|---|",
+        *_claims_table(results_by_paper, smoke),
     ]
-    for paper, results in results_by_paper.items():
-        for r in results:
-            claim_text = f"**{r.claim.id}** {_cell(r.claim.claim)}"
-            over = "" if r.claim.check is None else f"{r.claim.replicates_over} (needs {r.claim.needed(smoke)})"
-            lines.append(f"| {paper} | {claim_text} | {_cell(r.claim.paper_value)} | {_cell(r.ours)} | {_cell(over)} "
-                         f"| {_cell(r.pooled)} | {r.passing} | {_cell(_status_cell(r))} |")
-    lines += ["", "| paper | " + " | ".join(STATUSES) + " |", "|---|---|---|---|---|---|"]
-    for paper, results in results_by_paper.items():
-        counts = [sum(r.status == s for r in results) for s in STATUSES]
-        lines.append(f"| {paper} | " + " | ".join(map(str, counts)) + " |")
     revisions = [(paper, r.claim, rev) for paper, results in results_by_paper.items() for r in results
                  for rev in r.claim.revised]
     if revisions:
@@ -342,6 +363,31 @@ def render_report(results_by_paper: Mapping[str, list[ClaimResult]], smoke: bool
                   "|---|---|---|---|---|"]
         lines += [f"| {paper} | {claim.id} | {rev.date} | {_cell(rev.reason)} | {_cell(rev.before)} |"
                   for paper, claim, rev in revisions]
+    return "\n".join(lines) + "\n"
+
+
+def render_real_report(title: str, header: Sequence[tuple[str, str]], results_by_paper: Mapping[str, list[ClaimResult]],
+                       smoke: bool = False, replicates: Mapping[str, str] | None = None) -> str:
+    """The scoreboard of one real model: what it was run on (``header`` rows), then the zoo's table and rule.
+
+    The checks are the zoo's, unchanged; a claim the run could not measure says why in its status.
+    """
+    scale = "smoke scale (a wiring check: numbers are NOT a measurement)" if smoke else "default scale"
+    lines = [
+        f"# {title}",
+        "",
+        f"Generated by `cliplab report --real` at {scale}, with the same frozen checks as the zoo's scoreboard",
+        "(`replications/REPORT.md`). A claim is scored only where the model is competent on the task and the",
+        "sample is large enough; otherwise its status says why it is not testable here.",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {_cell(k)} | {_cell(v)} |" for k, v in header],
+        "",
+        f"**How a claim is scored.** {RULE}",
+        "",
+        *_claims_table(results_by_paper, smoke, replicates or {}),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@ The project root is found from the current directory (the nearest parent holding
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ROOT_ENV = "CLIPLAB_ROOT"
@@ -38,6 +39,25 @@ def notebook_path(root: Path, paper: str) -> Path:
 
 def replications_dir(root: Path) -> Path:
     return root / "replications"
+
+
+def model_slug(model: str, pretrained: str = "") -> str:
+    """A folder name for one real model: ``ViT-B-32`` + ``openai`` → ``ViT-B-32__openai``; paths by base name."""
+    def clean(text: str) -> str:
+        text = text.strip().rstrip("/")
+        for prefix in ("local-dir:", "hf-hub:"):
+            text = text.removeprefix(prefix)
+        if "/" in text or text.endswith((".safetensors", ".pt", ".pth", ".bin")):
+            text = Path(text).name
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
+
+    return clean(model) + (f"__{clean(pretrained)}" if pretrained.strip() else "__random-init")
+
+
+def real_runs_dir(root: Path, slug: str, smoke: bool = False) -> Path:
+    """Where one real model's runs and its scoreboard go (smoke runs apart, so the scales never mix)."""
+    base = replications_dir(root) / "real"
+    return (base / "smoke" if smoke else base) / slug
 
 
 def replication_dir(root: Path, paper: str, smoke: bool = False) -> Path:

@@ -35,7 +35,7 @@ class RunFailed(RuntimeError):
     """The notebook did not finish; the message names the cell, the error and the partial notebook."""
 
 
-PUBLISHED = ("figures", *OUTPUT_FILES)
+PUBLISHED = ("figures", "scope.json", *OUTPUT_FILES)  # scope.json: a real-model run's record
 USED_FILE = "params_used.json"
 # Appended to the staged notebook: params.json records the values the run used, after any smoke branch.
 RECORD_CELL = """# Added by `cliplab run`: record the parameter values this run used (a smoke branch may change them).
@@ -137,6 +137,16 @@ def _keep_aside(root: Path, staging: Path, paper: str) -> Path | None:
     return target
 
 
+def default_destination(root: Path, paper: str, values: Mapping[str, Any]) -> Path:
+    """The zoo's versioned outputs, or, for a real model (``model`` set), that model's own folder: a real-model
+    run never replaces the zoo's results."""
+    smoke = bool(values.get("smoke", False))
+    if str(values.get("model", "")).strip():
+        slug = paths.model_slug(str(values["model"]), str(values.get("pretrained", "")))
+        return paths.real_runs_dir(root, slug, smoke) / paper
+    return paths.replication_dir(root, paper, smoke=smoke)
+
+
 def run_paper(
     paper: str,
     *,
@@ -157,7 +167,7 @@ def run_paper(
     values = resolve_run_parameters(root, paper, overrides or {}, smoke)
     if timeout is not None and timeout <= 0:
         raise ParameterError(f"--timeout must be a positive number of seconds, got {timeout}")
-    dest = out or paths.replication_dir(root, paper, smoke=values.get("smoke", False))
+    dest = out or default_destination(root, paper, values)
 
     state = paths.state_dir(root)
     try:

@@ -69,15 +69,18 @@ def _lookup(metrics: Mapping[str, float], template: str, name: str) -> float:
 
 
 def world_series(metrics: Mapping[str, float], worlds: Sequence[str],
-                 domains: Sequence[str] = ()) -> dict[str, list[float]]:
+                 domains: Sequence[str] = (), ood: bool = True) -> dict[str, list[float]]:
     """One value per world (in ``worlds`` order) of every statistic the C1, C3, C5 and C7 checks compare.
 
     Also ``C3.slope_<domain>`` for each held-out domain in ``domains`` (the per-domain slope, shown only).
-    Raises KeyError naming the first per-model metric that is missing.
+    ``ood=False`` leaves out C3 (a real-path run without shifted test folders). Raises KeyError naming the
+    first per-model metric that is missing.
     """
     if not worlds:
         raise ValueError("at least one world model is needed")
     fields = {**SERIES_FIELDS, **{f"C3.slope_{d}": f"ood.{{model}}.{d}.slope" for d in domains}}
+    if not ood:
+        fields = {k: v for k, v in fields.items() if not k.startswith("C3.")}
     return {series: [_lookup(metrics, template, n) for n in worlds] for series, template in fields.items()}
 
 

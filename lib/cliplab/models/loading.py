@@ -11,20 +11,31 @@
 - one of cliplab's architectures (``cliplab-tiny``) with ``pretrained=None``: a seeded random init.
 
 Missing weights never hang: the cache is checked first and, when nothing is cached, the hub's host gets one
-short socket probe (or none, under ``HF_HUB_OFFLINE=1``) before open_clip is asked to download anything.
+short socket probe (or none, under ``HF_HUB_OFFLINE=1``) before anything is downloaded. The download itself
+(only the fetching of the files into the cache) runs in a child process under a hard overall deadline:
+``load_model(..., download_timeout=seconds)``, else ``$CLIPLAB_DOWNLOAD_TIMEOUT``, else 600 s. A server or proxy
+that accepts the connection and never answers gets the child killed at the deadline and
+:class:`WeightsUnavailable` raised, naming the weights, the endpoint (and proxy) and the timeout. The model is then
+built from the cache exactly as for weights that were cached already.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import logging
+import math
 import os
 import pickle
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlparse
 
 import open_clip
@@ -40,6 +51,8 @@ ZOO_PREFIX = "zoo:"
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
 ZOO_ENV = "CLIPLAB_ZOO_DIR"
+DOWNLOAD_TIMEOUT_ENV = "CLIPLAB_DOWNLOAD_TIMEOUT"
+DEFAULT_DOWNLOAD_TIMEOUT = 600.0
 HF_WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin")
 TRUE_WORDS = {"1", "on", "yes", "true"}
 
@@ -72,11 +85,16 @@ def load_model(
     cache_dir: str | Path | None = None,
     seed: int = 0,
     connect_timeout: float = 2.0,
+    download_timeout: float | None = None,
 ) -> LoadedModel:
     """Load a model from any supported source (see module docstring); the model comes back in eval mode.
 
     ``seed`` only matters for random initialisation (``pretrained=None`` on an architecture name); it is
     applied inside ``torch.random.fork_rng`` so the caller's global RNG is untouched.
+
+    ``connect_timeout`` bounds the one socket probe of the hub's host (or proxy) before a download;
+    ``download_timeout`` bounds the whole download of uncached weights, in seconds: None means
+    ``$CLIPLAB_DOWNLOAD_TIMEOUT`` if set, else 600. Past it the download is killed and WeightsUnavailable raised.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise TypeError(f"spec must be a non-empty string (model name, path, local-dir: or zoo:), got {spec!r}")
@@ -89,7 +107,7 @@ def load_model(
     if spec.startswith(LOCAL_DIR_PREFIX):
         return _load_local_dir(Path(spec[len(LOCAL_DIR_PREFIX):]), device, name=None)
     if spec.startswith(HF_HUB_PREFIX):
-        return _load_hf_hub(spec[len(HF_HUB_PREFIX):], device, cache_dir, connect_timeout)
+        return _load_hf_hub(spec[len(HF_HUB_PREFIX):], device, cache_dir, connect_timeout, download_timeout)
     if _looks_like_path(spec):
         return _load_weights_file(Path(spec).expanduser(), device)
     name = _check_architecture(spec)
@@ -97,7 +115,7 @@ def load_model(
         return _load_random(name, device, seed)
     if _looks_like_path(pretrained):
         return _load_arch_with_file(name, Path(pretrained).expanduser(), device)
-    return _load_tag(name, pretrained, device, cache_dir, connect_timeout)
+    return _load_tag(name, pretrained, device, cache_dir, connect_timeout, download_timeout)
 
 
 def _looks_like_path(text: str) -> bool:
@@ -370,63 +388,221 @@ def _tag_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _load_tag(
-    name: str, tag: str, device: str | torch.device, cache_dir: str | Path | None, timeout: float
-) -> LoadedModel:
-    cfg = _check_tag(name, tag)
+@dataclass(frozen=True)
+class _Download:
+    """One fetch into the cache: what it is for, where it lands, the endpoint it comes from, the child's job."""
+
+    what: str
+    where: str
+    url: str
+    job: dict[str, Any]
+
+
+def _load_cached_tag(name: str, tag: str, cfg: dict[str, Any], cached: str, device: str | torch.device) -> LoadedModel:
+    """Build ``name`` from a weights file in the cache, with the preprocessing its pretrained tag prescribes."""
+    with _quiet_open_clip():
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=cached, device=device, **_tag_kwargs(cfg)
+        )
+    return _finish(model, f"{name}:{tag}", f"open_clip:{name} pretrained={tag} (cached {cached})", name, preprocess)
+
+
+def _tag_download(name: str, tag: str, cfg: dict[str, Any], cache_dir: str | Path | None) -> _Download:
+    """Where a pretrained tag's weights come from (the hub repo, else the URL) and where they land."""
     what = f"{name} (pretrained={tag!r})"
-    if cfg.get("file"):
-        return _load_arch_with_file(name, Path(cfg["file"]), device)
     hf_id = cfg.get("hf_hub", "") if has_hf_hub() else ""
     if hf_id:
         repo_id, filename = os.path.split(hf_id)
         cache = Path(cache_dir) if cache_dir is not None else hf_cache_dir()
-        cached = _cached_hf_file(repo_id, _hf_filenames(filename or "open_clip_pytorch_model.bin"), cache)
-        where, url = f"the Hugging Face cache {cache} (repo {repo_id})", _hf_endpoint()
-    else:
-        url = cfg.get("url", "")
-        cache = Path(cache_dir) if cache_dir is not None else Path("~/.cache/clip").expanduser()
-        candidate = cache / os.path.basename(url)
-        cached = str(candidate) if url and candidate.is_file() else None
-        where = str(candidate)
-    if cached:
-        with _quiet_open_clip():
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                name, pretrained=cached, device=device, **_tag_kwargs(cfg)
-            )
-        return _finish(model, f"{name}:{tag}", f"open_clip:{name} pretrained={tag} (cached {cached})", name, preprocess)
-    if hub_offline():
-        raise _unavailable(what, where, "they are not cached and HF_HUB_OFFLINE is set")
-    if not url or not host_reachable(url, timeout):
-        raise _unavailable(what, where, f"they are not cached and {urlparse(url).hostname or url!r} is unreachable")
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=tag, device=device, cache_dir=str(cache)
-        )
-    except Exception as err:  # open_clip wraps every download failure in RuntimeError/FileNotFoundError
-        raise _unavailable(what, where, f"the download failed ({err})") from err
-    return _finish(model, f"{name}:{tag}", f"open_clip:{name} pretrained={tag} (downloaded)", name, preprocess)
+        files = (_hf_filenames(filename or "open_clip_pytorch_model.bin"),)
+        job = {"kind": "hf", "repo_id": repo_id, "files": files, "cache_dir": str(cache)}
+        return _Download(what, f"the Hugging Face cache {cache} (repo {repo_id})", _hf_endpoint(), job)
+    url = cfg.get("url", "")
+    cache = Path(cache_dir) if cache_dir is not None else Path("~/.cache/clip").expanduser()
+    job = {"kind": "url", "url": url, "cache_dir": str(cache)}
+    return _Download(what, str(cache / os.path.basename(url)), url, job)
+
+
+def _cached_download(download: _Download) -> str | None:
+    """The file a tag's download puts in the cache, if it is there."""
+    job = download.job
+    if job["kind"] == "hf":
+        return _cached_hf_file(job["repo_id"], job["files"][0], Path(job["cache_dir"]))
+    candidate = Path(job["cache_dir"]) / os.path.basename(job["url"])
+    return str(candidate) if job["url"] and candidate.is_file() else None
+
+
+def _load_tag(
+    name: str,
+    tag: str,
+    device: str | torch.device,
+    cache_dir: str | Path | None,
+    connect_timeout: float,
+    download_timeout: float | None,
+) -> LoadedModel:
+    """An open_clip architecture with a pretrained tag: from the cache, else downloaded into it first."""
+    cfg = _check_tag(name, tag)
+    if cfg.get("file"):
+        return _load_arch_with_file(name, Path(cfg["file"]), device)
+    download = _tag_download(name, tag, cfg, cache_dir)
+    cached = _cached_download(download)
+    if not cached:
+        host = urlparse(download.url).hostname or repr(download.url)
+        _download_files(download, host, connect_timeout, download_timeout)
+        cached = _cached_download(download)
+    if not cached:
+        raise _unavailable(download.what, download.where, "the download finished but the file is not in the cache")
+    return _load_cached_tag(name, tag, cfg, cached, device)
+
+
+def _cached_hf_folder(repo_id: str, cache: Path) -> Path | None:
+    """The cached snapshot folder of ``repo_id`` holding both its open_clip config and its weights."""
+    config = _cached_hf_file(repo_id, (CONFIG_FILE,), cache)
+    weights = _cached_hf_file(repo_id, HF_WEIGHT_FILES, cache)
+    if config and weights and Path(config).parent == Path(weights).parent:
+        return Path(config).parent
+    return None
 
 
 def _load_hf_hub(
-    repo_id: str, device: str | torch.device, cache_dir: str | Path | None, timeout: float
+    repo_id: str,
+    device: str | torch.device,
+    cache_dir: str | Path | None,
+    connect_timeout: float,
+    download_timeout: float | None,
 ) -> LoadedModel:
+    """An ``hf-hub:org/repo`` open_clip folder: its cached snapshot, else downloaded into the cache first."""
     if not repo_id:
         raise ValueError("empty repository after 'hf-hub:'; use hf-hub:org/repo")
     cache = Path(cache_dir) if cache_dir is not None else hf_cache_dir()
-    config = _cached_hf_file(repo_id, ("open_clip_config.json",), cache)
-    weights = _cached_hf_file(repo_id, HF_WEIGHT_FILES, cache)
     what = f"hf-hub:{repo_id}"
-    if config and weights and Path(config).parent == Path(weights).parent:
-        return _load_local_dir(Path(config).parent, device, name=what, source=f"{what} (cached {Path(config).parent})")
-    where = f"the Hugging Face cache {cache}"
-    if hub_offline():
-        raise _unavailable(what, where, "they are not cached and HF_HUB_OFFLINE is set")
-    if not host_reachable(_hf_endpoint(), timeout):
-        raise _unavailable(what, where, f"they are not cached and {_hf_endpoint()} is unreachable")
-    spec = HF_HUB_PREFIX + repo_id
+    folder = _cached_hf_folder(repo_id, cache)
+    if folder is None:
+        job = {"kind": "hf", "repo_id": repo_id, "files": ((CONFIG_FILE,), HF_WEIGHT_FILES), "cache_dir": str(cache)}
+        download = _Download(what, f"the Hugging Face cache {cache}", _hf_endpoint(), job)
+        _download_files(download, _hf_endpoint(), connect_timeout, download_timeout)
+        folder = _cached_hf_folder(repo_id, cache)
+    if folder is None:
+        raise _unavailable(what, f"the Hugging Face cache {cache}", "the download finished but the files are not "
+                           f"together in one snapshot folder ({CONFIG_FILE} + one of {', '.join(HF_WEIGHT_FILES)})")
+    return _load_local_dir(folder, device, name=what, source=f"{what} (cached {folder})")
+
+
+# --- the download: a child process under a hard deadline ---------------------------------------------------
+
+_CHILD_SCRIPT = """
+import json, sys
+
+
+def fetch(job):
+    if job["kind"] == "url":
+        from open_clip.pretrained import download_pretrained_from_url
+        return [download_pretrained_from_url(job["url"], cache_dir=job["cache_dir"])]
+    from huggingface_hub import hf_hub_download
+    paths = []
+    for names in job["files"]:
+        for name in names:
+            try:
+                paths.append(hf_hub_download(job["repo_id"], name, cache_dir=job["cache_dir"]))
+                break
+            except Exception as err:
+                last = err
+        else:
+            raise last
+    return paths
+
+
+def describe(err):
+    chain = []
+    while err is not None and len(chain) < 3:
+        chain.append(type(err).__name__ + ": " + " ".join(str(err).split())[:240])
+        err = err.__cause__ or err.__context__
+    return "; ".join(reversed(chain))
+
+
+try:
+    print(json.dumps(fetch(json.loads(sys.argv[1]))), flush=True)
+except BaseException as err:
+    print("error: " + describe(err), flush=True)
+    sys.exit(1)
+"""
+
+
+def _download_deadline(download_timeout: float | None) -> float:
+    """The download deadline: ``download_timeout``, else ``$CLIPLAB_DOWNLOAD_TIMEOUT``, else 600 seconds."""
+    raw: Any = download_timeout
+    origin = "download_timeout"
+    if raw is None:
+        raw = os.environ.get(DOWNLOAD_TIMEOUT_ENV, "").strip() or DEFAULT_DOWNLOAD_TIMEOUT
+        origin = DOWNLOAD_TIMEOUT_ENV
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(spec, device=device, cache_dir=str(cache))
-    except Exception as err:
-        raise _unavailable(what, where, f"the download failed ({err})") from err
-    return _finish(model, what, f"{what} (downloaded)", spec, preprocess)
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{origin} must be a positive number of seconds, got {raw!r}")
+    return seconds
+
+
+def _redacted(url: str) -> str:
+    """``url`` without a user name or password."""
+    parsed = urlparse(url)
+    if "@" not in parsed.netloc:
+        return url
+    return parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
+
+
+def _endpoint_label(url: str) -> str:
+    """The endpoint a download talks to, and the HTTPS proxy in between when one is set."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    return _redacted(url) + (f" via the proxy {_redacted(proxy)}" if proxy else "")
+
+
+def _download_files(download: _Download, host: str, connect_timeout: float, download_timeout: float | None) -> None:
+    """Fetch ``download`` into its cache in a child process, or raise WeightsUnavailable saying why not."""
+    if hub_offline():
+        raise _unavailable(download.what, download.where, "they are not cached and HF_HUB_OFFLINE is set")
+    if not download.url or not host_reachable(download.url, connect_timeout):
+        raise _unavailable(download.what, download.where, f"they are not cached and {host} is unreachable")
+    deadline = _download_deadline(download_timeout)
+    returncode, last_line = _run_child(download.job, deadline)
+    endpoint = _endpoint_label(download.url)
+    if returncode is None:
+        raise _unavailable(
+            download.what, download.where,
+            f"they are not cached and the download from {endpoint} did not finish within {deadline:g} s, so it was "
+            f"stopped (a silent server or proxy, or a slow link: allow longer with load_model(..., "
+            f"download_timeout=seconds) or {DOWNLOAD_TIMEOUT_ENV}=seconds, or fix HF_ENDPOINT / HTTPS_PROXY)",
+        )
+    if returncode != 0:
+        detail = last_line or f"the download process exited with status {returncode}"
+        raise _unavailable(download.what, download.where, f"the download from {endpoint} failed ({detail})")
+
+
+def _run_child(job: dict[str, Any], timeout: float) -> tuple[int | None, str]:
+    """Run the download job in a child; its exit status (None past ``timeout``) and last line of output."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_SCRIPT, json.dumps(job)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, ""
+    finally:
+        _stop(proc)
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    return proc.returncode, lines[-1] if lines else ""
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` and everything it started, if it still runs, and reap it."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if hasattr(os, "killpg"):
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()

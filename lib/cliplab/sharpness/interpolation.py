@@ -137,10 +137,28 @@ def world_task(loaded: object, world: object, concepts: Sequence[int], n_train_p
     return TaskData(x_train, y_train, x_test, y_test, ood, list(train.classnames))  # type: ignore[attr-defined]
 
 
+def _split_every_other(data: object) -> tuple[object, object]:
+    """Each class's images in file order: even positions to fine-tune on, odd ones to test on (disjoint)."""
+    from cliplab.eval.data import LabeledImages
+
+    labels = np.asarray(data.labels)  # type: ignore[attr-defined]
+    position = np.zeros(len(labels), dtype=np.int64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        position[members] = np.arange(len(members))
+    parts = []
+    for keep in (position % 2 == 0, position % 2 == 1):
+        index = np.flatnonzero(keep)
+        parts.append(LabeledImages([data.images[i] for i in index], labels[index],  # type: ignore[attr-defined]
+                                   list(data.classnames), data.class_ids))  # type: ignore[attr-defined]
+    return parts[0], parts[1]
+
+
 def folder_task(loaded: object, train_dir: str, test_dir: str, ood_dirs: Sequence[str]) -> TaskData:
     """Downstream task from image folders ``<class>/*.png``; every folder must have the same classes.
 
-    OOD sets are named by their folder's base name.
+    An empty ``test_dir`` splits ``train_dir`` per class (every other image held out). OOD sets are named by
+    their folder's base name.
     """
     from pathlib import Path
 
@@ -148,7 +166,10 @@ def folder_task(loaded: object, train_dir: str, test_dir: str, ood_dirs: Sequenc
 
     if not ood_dirs:
         raise ValueError("ood_dirs is empty: give at least one shifted test folder")
-    train, test = read_image_folder(train_dir), read_image_folder(test_dir)
+    if test_dir:
+        train, test = read_image_folder(train_dir), read_image_folder(test_dir)
+    else:
+        train, test = _split_every_other(read_image_folder(train_dir))
     oods = {Path(d).name: read_image_folder(d) for d in ood_dirs}
     for name, other in [("test", test), *oods.items()]:
         if other.classnames != train.classnames:
