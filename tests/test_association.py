@@ -528,11 +528,14 @@ def test_notebook_real_path_runs(tmp_path: Path) -> None:
 
     photos = write_photos(tmp_path / "photos")
     result = run_paper("concept_association_bias", smoke=True, root=REPO, out=tmp_path / "out", progress=False,
-                       overrides={"real_model": "cliplab-tiny", "photo_dir": str(photos), "n_pairs": 8})
+                       overrides={"model": "cliplab-tiny", "colour_images": str(photos), "n_pairs": 8})
     import json
 
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    scope = json.loads((result.out_dir / "scope.json").read_text())
     assert "model.real.photos.cab" in metrics and "C1.cab_natural" not in metrics
+    assert {"C1", "C2", "C4"} <= set(scope["untestable"])  # no 'natural' photos, no captions, no VQA heads
+    assert "natural" in scope["untestable"]["C1"] or "not competent" in scope["untestable"]["C1"]
     assert (result.out_dir / "figures" / "single_two_twostar.png").is_file()
 
 

@@ -389,18 +389,21 @@ def test_misalignment_control_rejects_bad_input_before_training(levels: list, st
 @pytest.mark.slow
 def test_notebook_real_path_runs(tmp_path: Path) -> None:
     """The notebook's real path end to end: random-init cliplab-tiny, a labelled folder and a caption CSV
-    written here (4 classes named 1, 3, 27 and 0 times), no world and no zoo."""
+    written here (5 classes named 1, 3, 27, 9 and 0 times), no world and no zoo; the competence guard is
+    overridden (a random model), so the folds are fitted and scored."""
     import json
 
-    from cliplab.eval import read_image_folder
-    from cliplab.models import load_model
     from cliplab.core.runner import run_paper
+    from cliplab.eval import read_image_folder
+    from cliplab.eval.data import LabeledImages
+    from cliplab.frequency import realpath as fr
+    from cliplab.models import load_model
 
     rng = np.random.default_rng(0)
-    wanted = {"zebra": 1, "kiwi": 3, "okapi": 27, "axolotl": 0}
+    wanted = {"zebra": 1, "kiwi": 3, "okapi": 27, "lemur": 9, "axolotl": 0}
     for i, name in enumerate(wanted):
         (tmp_path / "images" / name).mkdir(parents=True)
-        for j in range(3):
+        for j in range(4):
             pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) // (i + 1)
             Image.fromarray(pixels).save(tmp_path / "images" / name / f"{j}.png")
     captions = [f"a photo of a {name} outside" for name, k in wanted.items() for _ in range(k)] + ["a red car"] * 3
@@ -409,21 +412,28 @@ def test_notebook_real_path_runs(tmp_path: Path) -> None:
 
     result = run_paper("concept_frequency", smoke=True, root=Path(__file__).resolve().parents[1],
                        out=tmp_path / "out", progress=False,
-                       overrides={"real_model": "cliplab-tiny", "real_corpus": str(tmp_path / "captions.csv"),
-                                  "real_caption_column": "text", "real_images": str(tmp_path / "images"),
-                                  "real_templates": templates})
+                       overrides={"model": "cliplab-tiny", "corpus": str(tmp_path / "captions.csv"),
+                                  "caption_column": "text", "images": str(tmp_path / "images"),
+                                  "templates": templates, "score_incompetent": True})
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
-    assert metrics and all(k.startswith("fit.real.") for k in metrics)  # no world, claim or control keys
-    assert metrics["fit.real.n"] == 3 and metrics["fit.real.n_zero"] == 1 and metrics["fit.real.n_excluded"] == 1
-    assert metrics["fit.real.x_decades"] == pytest.approx(math.log10(27))
-    assert metrics["fit.real.chance"] == pytest.approx(1 / 4)
-    assert metrics["fit.real.binned_defined"] == 0.0  # 3 seen classes cannot fill the paper's bins
-    # accuracy is the random-init model's on the folder with the templates passed in; counts are the hand counts
+    scope = json.loads((result.out_dir / "scope.json").read_text())
+    assert not any(k.startswith(("counts.", "ctrl.", "C6.", "C2.")) for k in metrics)  # no world, no control keys
+    assert scope["untestable"].keys() >= {"C2", "C3"}  # one model; no shifted folders given
+    assert scope["sizes"] == {"classes": 5, "test images": 20, "shifted images": 0}
+    assert scope["competence"]["chance"] == pytest.approx(1 / 5) and scope["competence"]["forced"]
+    # each fold (every other image of each class: smoke runs two folds) is one replicate of C1 ...
     images = read_image_folder(tmp_path / "images")
-    acc = ex.concept_accuracy(load_model("cliplab-tiny"), images, {"accuracy": templates}).set_index("name")
-    assert metrics["fit.real.zero_acc"] == pytest.approx(acc.loc["axolotl", "accuracy"])
-    seen = [name for name, k in wanted.items() if k]
-    ref = sps.linregress(np.log10([wanted[n] for n in seen]), 100 * acc.loc[seen, "accuracy"].to_numpy())
-    assert metrics["fit.real.slope"] == pytest.approx(ref.slope, abs=1e-9)
-    figures = {p.name for p in (result.out_dir / "figures").iterdir()}
-    assert "accuracy_vs_frequency.png" in figures and "head_tail.png" not in figures and "controls.png" not in figures
+    loaded = load_model("cliplab-tiny")
+    for k, index in enumerate(fr.fold_indices(images.labels, 2)):
+        fold = LabeledImages([images.images[i] for i in index], images.labels[index], images.classnames)
+        acc = ex.concept_accuracy(loaded, fold, {"accuracy": templates}).set_index("name")
+        seen = [name for name, c in wanted.items() if c]
+        if "C1" in scope["untestable"]:  # a random model may give every class the same top-1: undefined
+            assert scope["untestable"]["C1"].startswith("fit undefined")
+            continue
+        ref = sps.linregress(np.log10([wanted[n] for n in seen]), 100 * acc.loc[seen, "accuracy"].to_numpy())
+        assert metrics[f"fit.real_f{k}.slope"] == pytest.approx(ref.slope, abs=1e-9)
+        assert metrics[f"C1.slope.r{k}"] == pytest.approx(ref.slope, abs=1e-9)
+        assert metrics[f"fit.real_f{k}.zero_acc"] == pytest.approx(acc.loc["axolotl", "accuracy"])
+    figures = {p.name for p in (result.out_dir / "figures").glob("*.png")}  # none when every fit is undefined
+    assert "controls.png" not in figures

@@ -231,8 +231,8 @@ def test_folder_task_rejects_mismatched_classes(folder_fixture: dict[str, str], 
 @pytest.mark.slow
 def test_notebook_part_b_real_path_runs(tmp_path: Path) -> None:
     """The notebook's Part B on image folders written here: a random-init cliplab-tiny saved as a weights file
-    (clip_model + clip_pretrained), 3 classes, 36 training images (≥ the smoke run's 32 sharpness points), 9 ID
-    test images and two shifted OOD folders. Part A runs at smoke scale as usual."""
+    (model + pretrained), 3 classes, 36 training images, 9 ID test images and two shifted OOD folders. Part A is
+    not run on a real model, and its claims are marked so; the competence guard is overridden (a random model)."""
     import json
 
     from safetensors.torch import save_file
@@ -249,10 +249,15 @@ def test_notebook_part_b_real_path_runs(tmp_path: Path) -> None:
 
     result = run_paper("sharpness", smoke=True, root=Path(__file__).resolve().parents[1], out=tmp_path / "out",
                        progress=False,
-                       overrides={"clip_model": "cliplab-tiny", "clip_pretrained": str(weights),
-                                  "train_dir": str(tmp_path / "train"), "test_dir": str(tmp_path / "test"),
-                                  "ood_dirs": [str(tmp_path / "bright"), str(tmp_path / "dim")]})
+                       overrides={"model": "cliplab-tiny", "pretrained": str(weights),
+                                  "images": str(tmp_path / "train"), "test_images": str(tmp_path / "test"),
+                                  "ood_images": [str(tmp_path / "bright"), str(tmp_path / "dim")],
+                                  "score_incompetent": True})
     metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    scope = json.loads((result.out_dir / "scope.json").read_text())
+    assert not any(k.startswith("A.") for k in metrics)  # Part A did not run
+    assert set(scope["untestable"]) == {"A-C1", "A-C2", "A-C3", "A-C4"} and scope["competence"]["forced"]
+    assert scope["sizes"] == {"classes": 3, "fine-tuning images": 36, "test images": 9, "shifted images": 18}
     part_b = {k: v for k, v in metrics.items() if k.startswith("B.")}
     assert {"B.W1.id_acc_zero_shot", "B.W1.ood_acc_zero_shot", "B.C1.tau_full", "B.C2.tau_straggler",
             "B.C2.tau_other", "B.C3.gain_sparse", "B.C3.sparse_gain_over_dense_ends"} <= set(part_b)
