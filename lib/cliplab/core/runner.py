@@ -9,6 +9,7 @@ exactly as they were and keeps its partial notebook under ``.cliplab/failed`` fo
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import threading
@@ -183,6 +184,21 @@ def run_paper(
                         f"outputs in {dest} are untouched") from None
 
 
+class _AbandonedKernelTasks(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" for the kernel client's tasks that a Ctrl-C left
+    behind: their DeadKernelError is the interrupt itself, already reported in one line, not a second failure."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        return type(err).__name__ != "DeadKernelError"
+
+
+def _silence_abandoned_kernel_tasks() -> None:
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _AbandonedKernelTasks) for f in log.filters):
+        log.addFilter(_AbandonedKernelTasks())
+
+
 @contextmanager
 def _interrupts_noted() -> Iterator[list[int]]:
     """Note every SIGINT while the block runs (and raise KeyboardInterrupt as usual), so that an interrupt that
@@ -194,6 +210,7 @@ def _interrupts_noted() -> Iterator[list[int]]:
 
     def handler(signum: int, frame: Any) -> None:
         noted.append(signum)
+        _silence_abandoned_kernel_tasks()
         signal.default_int_handler(signum, frame)
 
     previous = signal.signal(signal.SIGINT, handler)
