@@ -13,7 +13,7 @@ TOP = ("notebooks/", "replications/", "lib/", "docs/", "tests/", "benchmarks/", 
        "dvc.yaml", "README.md", "Makefile", "environment.yml", "pyproject.toml")
 # Paths that exist only after a run or a setup step (DVC outputs, the environment, scratch state).
 MADE_BY_A_RUN = re.compile(r"^(replications/(smoke/)?[a-z_]+/(executed\.ipynb|metrics\.json|params\.json|figures)"
-                           r"|replications/(smoke/)?REPORT\.md|zoo(-smoke)?/|data/|\.venv/|\.cliplab/)")
+                           r"|replications/(smoke/)?REPORT\.md|replications/real/|zoo(-smoke)?/|data/|\.venv/|\.cliplab/)")
 PATH = re.compile(r"`((?:\.\./)?[A-Za-z0-9_.\-/]+)`")
 
 
