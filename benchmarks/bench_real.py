@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import BIN, REPO, Result, print_results  # noqa: E402
 
+from cliplab.core.workspace import bare_project  # noqa: E402
 from cliplab.models import load_model  # noqa: E402
 from cliplab.real.sample import write_real_sample  # noqa: E402
 
@@ -48,16 +49,6 @@ def step_seconds(name: str, batch: int = 8, repeats: int = 3) -> float:
         best = min(best, time.perf_counter() - tic)
         model.zero_grad(set_to_none=True)
     return best
-
-
-def scratch_project(root: Path) -> None:
-    """The project's parameters, notebooks and claims, nothing else (no zoo, no outputs)."""
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    for name in ("params.yaml", "jupytext.toml"):
-        shutil.copy(REPO / name, root / name)
-    for paper in PAPERS:
-        (root / "replications" / paper).mkdir(parents=True)
-        shutil.copy(REPO / "replications" / paper / "claims.yaml", root / "replications" / paper / "claims.yaml")
 
 
 def cliplab_seconds(root: Path, *args: str) -> float:
@@ -88,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_replicate:
         with tempfile.TemporaryDirectory() as tmp:
             root, data = Path(tmp) / "project", Path(tmp) / "sample"
-            scratch_project(root)
+            bare_project(REPO, root)
             write_real_sample(data, per_class=args.per_class)
             seconds = cliplab_seconds(root, "replicate", "--smoke", "--model", "ViT-B-32", "--data", str(data))
             runs = root / "replications" / "real" / "smoke" / "ViT-B-32__random-init"

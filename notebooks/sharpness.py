@@ -135,8 +135,8 @@ real_opts = RealOptions(model=model, pretrained=pretrained, images=images, test_
 real_mode = real_opts.active
 if real_mode:  # every option and the model checked before any work
     loaded_real = validate(real_opts, needs=["images", "ood_images"], optional=["test_images"])
-    if smoke:  # a real architecture at 224 px: a few small steps, one ascent step, three α
-        ft_steps, ft_batch_size, path_n_examples, path_iters, alpha_step = 2, 8, 8, 1, 0.5
+    if smoke:  # a real architecture at 224 px: a few small steps, one ascent step on 4 images, three α
+        ft_steps, ft_batch_size, path_n_examples, path_iters, alpha_step = 2, 8, 4, 1, 0.5
 if claim_keep not in keep_fractions:
     raise ValueError(f"claim_keep={claim_keep} must be one of keep_fractions={keep_fractions}")
 timings = {}
@@ -271,6 +271,7 @@ if not real_mode:  # Part A trains its own zoo of small networks: not run on you
     timings["diag"] = time.perf_counter() - t0
     diag_stats = rp.stack([st for _, st in diag_runs])
     art.log_replicates({f"A.{k}": v for k, v in diag_stats.items()})
+    art.log_metrics({"A.C3.n_nets": diag_nets})
     diag = pd.concat([d.assign(replicate=r) for r, (d, _) in enumerate(diag_runs)], ignore_index=True)
     fig, ax = plt.subplots(figsize=(6, 4))
     sns.scatterplot(diag, x="worst_l2_adaptive", y="gap", hue=np.log10(diag.alpha), style="replicate",
@@ -328,7 +329,8 @@ with (nullcontext() if real_mode else sz.single_threaded()):
                                                              n_examples=path_n_examples)}
     paths_ = [ip.run_path(base, ft_data, s, steps=ft_steps, batch_size=ft_batch_size, lr=ft_lr, weight_decay=0.1,
                           alphas=alphas, layer_config=layer_cfg, full_configs=full_cfgs,
-                          n_stragglers=n_stragglers, keep_fractions=keep_fractions, sharpness_seed=seed)
+                          n_stragglers=n_stragglers, keep_fractions=keep_fractions, sharpness_seed=seed,
+                          single_thread=not real_mode)
               for s in ft_seeds]
 timings["clip"] = time.perf_counter() - t0
 acc = pd.concat([p.accuracy.assign(seed=p.seed) for p in paths_], ignore_index=True)

@@ -275,3 +275,27 @@ def test_notebook_part_b_real_path_runs(tmp_path: Path) -> None:
     ood = np.mean([ip.accuracy(base, x, y) for x, y in data.ood.values()])
     assert metrics["B.W1.ood_acc_zero_shot"] == pytest.approx(ood)
     assert (result.out_dir / "figures" / "accuracy_vs_alpha.png").is_file()
+
+
+@pytest.mark.parametrize("single_thread", [True, False])
+def test_run_path_threads_follow_single_thread(folder_fixture: dict[str, str], single_thread: bool) -> None:
+    """A zoo CLIP's path runs on one thread; a real architecture's (single_thread=False) keeps torch's threads."""
+    from cliplab.eval import DEFAULT_TEMPLATES
+    from cliplab.models import load_model
+
+    loaded = load_model("cliplab-tiny", seed=0)
+    data = ip.folder_task(loaded, folder_fixture["train"], folder_fixture["test"], [folder_fixture["ood_noise"]])
+    base = ip.zero_shot_classifier(loaded, data.classnames, list(DEFAULT_TEMPLATES))
+    seen: set[int] = set()
+    base.visual.register_forward_hook(lambda *_: seen.add(torch.get_num_threads()))
+    cfg = SharpnessConfig(kind="worst", norm="linf", adaptive=True, rho=0.004, n_iters=1, m=4, n_examples=4)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ip.run_path(base, data, seed=0, steps=1, batch_size=4, lr=1e-3, weight_decay=0.1, alphas=[0.0, 1.0],
+                    layer_config=cfg, full_configs={"w": cfg}, n_stragglers=1, keep_fractions=[0.3],
+                    single_thread=single_thread)
+        assert torch.get_num_threads() == 2  # restored afterwards either way
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == ({1} if single_thread else {2})

@@ -210,7 +210,7 @@ def _sharpness_metrics(**series: list[float]) -> dict[str, float]:
     m: dict[str, float] = {"A.C4.toy_sharpness_a0_12": 0.138, "A.C4.toy_sharpness_a1_27": 0.0208,
                            "A.C4.toy_sharpness_a13_9": 0.0, "A.C4.toy_sharpness_peak": 0.2, "A.C4.toy_norm_range": 0.0,
                            "A.factor.test_error.lr": 0.3, "A.factor.test_error.label_noise": -0.2,
-                           "B.n_seeds": 5.0, "B.C3.claim_keep": 0.3}
+                           "B.n_seeds": 5.0, "B.C3.claim_keep": 0.3, "A.C3.n_nets": 50.0}
     defaults = {
         "A.C1.tau_test_error": 0.1, "A.C1.tau_gap": 0.0, "A.C1.tau_lr": -0.5, "A.C1.tau_batch_size": 0.2,
         "A.C1.median_abs_tau_test_error": 0.1, "A.C1.max_abs_tau_test_error": 0.3, "A.C1.median_abs_tau_lr": 0.4,

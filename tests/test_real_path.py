@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cliplab.core.claims import load_claims
+from cliplab.core.workspace import bare_project
 from cliplab.real.sample import write_real_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,14 +33,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
     """A scratch project: the clone's parameters, notebooks and claims, nothing else (no zoo, no outputs)."""
-    root = tmp_path / "project"
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    for name in ("params.yaml", "jupytext.toml"):
-        shutil.copy(REPO / name, root / name)
-    for paper in PAPERS:
-        (root / "replications" / paper).mkdir(parents=True)
-        shutil.copy(REPO / "replications" / paper / "claims.yaml", root / "replications" / paper / "claims.yaml")
-    return root
+    return bare_project(REPO, tmp_path / "project")
 
 
 def cliplab(root: Path, *args: str, timeout: float = 1800, **env: str) -> subprocess.CompletedProcess[str]:
