@@ -308,9 +308,10 @@ with (nullcontext() if real_mode else sz.single_threaded()):
         concepts = ranked[::step][:ft_classes]
         ft_data = ip.world_task(loaded, world, concepts, ft_train_per_class, ft_eval_per_class, ft_eval_per_class)
         templates = colour_templates(world.palette)
-    base = ip.zero_shot_classifier(loaded, ft_data.classnames, templates)
+    base = ip.zero_shot_classifier(loaded, ft_data.classnames, templates,
+                                   device=real_opts.resolved_device if real_mode else "cpu")
     if real_mode:  # WiSE-FT's premise is a competent zero-shot model: check it before fine-tuning
-        scope = Scope("sharpness", model, pretrained, loaded.source, "cpu (Part B fine-tunes on the CPU)", smoke,
+        scope = Scope("sharpness", model, pretrained, loaded.source, real_opts.resolved_device, smoke,
                       data=real_opts.data(), replicates=f"{len(ft_seeds)} fine-tuning seeds (one WiSE-FT path each)",
                       sizes={"classes": len(ft_data.classnames), "fine-tuning images": len(ft_data.y_train),
                              "test images": len(ft_data.y_test),

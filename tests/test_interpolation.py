@@ -299,3 +299,21 @@ def test_run_path_threads_follow_single_thread(folder_fixture: dict[str, str], s
     finally:
         torch.set_num_threads(previous)
     assert seen == ({1} if single_thread else {2})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run it through the device tool)")
+def test_run_path_runs_on_the_classifier_device(folder_fixture: dict[str, str]) -> None:
+    """Part B on a GPU: the classifier lives on CUDA, the task's tensors stay on the CPU and move per batch."""
+    from cliplab.eval import DEFAULT_TEMPLATES
+    from cliplab.models import load_model
+
+    loaded = load_model("cliplab-tiny", seed=0, device="cuda")
+    data = ip.folder_task(loaded, folder_fixture["train"], folder_fixture["test"], [folder_fixture["ood_noise"]])
+    base = ip.zero_shot_classifier(loaded, data.classnames, list(DEFAULT_TEMPLATES), device="cuda")
+    assert {p.device.type for p in base.parameters()} == {"cuda"} and data.x_train.device.type == "cpu"
+    cfg = SharpnessConfig(kind="worst", norm="linf", adaptive=True, rho=0.004, n_iters=1, m=4, n_examples=4)
+    res = ip.run_path(base, data, seed=0, steps=2, batch_size=4, lr=1e-3, weight_decay=0.1, alphas=[0.0, 0.5, 1.0],
+                      layer_config=cfg, full_configs={"w": cfg}, n_stragglers=2, keep_fractions=[0.3],
+                      single_thread=False)
+    assert res.accuracy[["id_acc", "ood_acc"]].apply(lambda c: c.between(0, 1)).all().all()
+    assert np.isfinite(res.sharpness.loss_sharpness).all() and np.isfinite(res.barriers.barrier).all()

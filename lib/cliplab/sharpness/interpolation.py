@@ -77,14 +77,20 @@ class ZeroShotClassifier(nn.Module):
 
 
 def zero_shot_classifier(loaded: object, classnames: Sequence[str], templates: Sequence[object],
-                         logit_scale: float = 100.0) -> ZeroShotClassifier:
-    """A :class:`ZeroShotClassifier` from a ``LoadedModel`` (its image tower is deep-copied, never shared)."""
+                         logit_scale: float = 100.0, device: str | torch.device = "cpu") -> ZeroShotClassifier:
+    """A :class:`ZeroShotClassifier` from a ``LoadedModel`` (its image tower is deep-copied, never shared), in
+    float32 on ``device``: fine-tuning, accuracy, barriers and sharpness then run where it lives, the task's
+    tensors staying on the CPU and moving there one batch at a time."""
     from cliplab.eval import class_weights
 
     weights = class_weights(loaded, list(classnames), templates)  # type: ignore[arg-type]  # (D, C)
-    visual = copy.deepcopy(loaded.model.visual).float().cpu()  # type: ignore[attr-defined]
-    model = ZeroShotClassifier(visual, weights.T.contiguous(), logit_scale)
-    return model.eval()
+    visual = copy.deepcopy(loaded.model.visual).float().to(device)  # type: ignore[attr-defined]
+    model = ZeroShotClassifier(visual, weights.T.contiguous().to(device), logit_scale)
+    return model.to(device).eval()
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -197,6 +203,7 @@ def finetune(model: ZeroShotClassifier, x: Tensor, y: Tensor, steps: int, batch_
     if steps < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need steps ≥ 1, batch_size ≥ 1 and lr > 0, got {steps}, {batch_size}, {lr}")
     ft = copy.deepcopy(model)
+    device = _device(ft)
     opt = torch.optim.AdamW(ft.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     ft.train()
@@ -207,7 +214,7 @@ def finetune(model: ZeroShotClassifier, x: Tensor, y: Tensor, steps: int, batch_
             perm, pos = torch.randperm(len(y), generator=gen), 0
         idx = perm[pos:pos + batch_size]
         pos += batch_size
-        loss = F.cross_entropy(ft(x[idx]), y[idx])
+        loss = F.cross_entropy(ft(x[idx].to(device)), y[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -347,7 +354,7 @@ def _loss(model: nn.Module, state: State, x: Tensor, y: Tensor) -> float:
     model.load_state_dict(state)
     model.eval()
     with torch.no_grad():
-        return float(F.cross_entropy(model(x), y))
+        return float(F.cross_entropy(model(x.to(_device(model))), y.to(_device(model))))
 
 
 def layer_barriers(model: nn.Module, zs: State, ft: State, groups: dict[str, _Members], x: Tensor, y: Tensor,
@@ -374,10 +381,10 @@ def layer_barriers(model: nn.Module, zs: State, ft: State, groups: dict[str, _Me
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
     """Top-1 accuracy in eval mode without gradients."""
     model.eval()
-    hits = 0
+    hits, device = 0, _device(model)
     with torch.no_grad():
         for s in range(0, len(y), batch_size):
-            hits += int((model(x[s:s + batch_size]).argmax(-1) == y[s:s + batch_size]).sum())
+            hits += int((model(x[s:s + batch_size].to(device)).argmax(-1).cpu() == y[s:s + batch_size]).sum())
     return hits / len(y)
 
 
