@@ -11,9 +11,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import yaml
-
 from cliplab.core import paths
+from cliplab.core.runner import papers
 
 TOP_FILES = ("params.yaml", "jupytext.toml")
 
@@ -29,10 +28,10 @@ def bare_project(source: Path, target: Path) -> Path:
     shutil.copytree(paths.notebooks_dir(source), paths.notebooks_dir(target))
     for name in TOP_FILES:
         shutil.copy(source / name, target / name)
-    for paper in yaml.safe_load(paths.params_path(source).read_text())["papers"]:
-        claims = paths.claims_path(target, str(paper))
+    for paper in papers(source):
+        claims = paths.claims_path(target, paper)
         claims.parent.mkdir(parents=True)
-        shutil.copy(paths.claims_path(source, str(paper)), claims)
+        shutil.copy(paths.claims_path(source, paper), claims)
     return target
 
 

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cliplab.sharpness.measures import SharpnessConfig, layerwise_sharpness, sharpness
+from cliplab.sharpness.measures import SharpnessConfig, layerwise_sharpness, model_device, sharpness
 from cliplab.sharpness.zoo import TaskData, single_threaded
 from cliplab.stats import kendall_tau
 
@@ -87,10 +87,6 @@ def zero_shot_classifier(loaded: object, classnames: Sequence[str], templates: S
     visual = copy.deepcopy(loaded.model.visual).float().to(device)  # type: ignore[attr-defined]
     model = ZeroShotClassifier(visual, weights.T.contiguous().to(device), logit_scale)
     return model.to(device).eval()
-
-
-def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -203,7 +199,7 @@ def finetune(model: ZeroShotClassifier, x: Tensor, y: Tensor, steps: int, batch_
     if steps < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"need steps ≥ 1, batch_size ≥ 1 and lr > 0, got {steps}, {batch_size}, {lr}")
     ft = copy.deepcopy(model)
-    device = _device(ft)
+    device = model_device(ft)
     opt = torch.optim.AdamW(ft.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     ft.train()
@@ -353,8 +349,9 @@ def stragglers(drift_table: pd.DataFrame, k: int) -> list[str]:
 def _loss(model: nn.Module, state: State, x: Tensor, y: Tensor) -> float:
     model.load_state_dict(state)
     model.eval()
+    device = model_device(model)
     with torch.no_grad():
-        return float(F.cross_entropy(model(x.to(_device(model))), y.to(_device(model))))
+        return float(F.cross_entropy(model(x.to(device)), y.to(device)))
 
 
 def layer_barriers(model: nn.Module, zs: State, ft: State, groups: dict[str, _Members], x: Tensor, y: Tensor,
@@ -381,7 +378,7 @@ def layer_barriers(model: nn.Module, zs: State, ft: State, groups: dict[str, _Me
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 512) -> float:
     """Top-1 accuracy in eval mode without gradients."""
     model.eval()
-    hits, device = 0, _device(model)
+    hits, device = 0, model_device(model)
     with torch.no_grad():
         for s in range(0, len(y), batch_size):
             hits += int((model(x[s:s + batch_size].to(device)).argmax(-1).cpu() == y[s:s + batch_size]).sum())

@@ -640,7 +640,8 @@ def _as_batches(data: Sequence[Batch] | Batch, config: SharpnessConfig) -> list[
     return [(b[0], b[1]) for b in batches]
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s parameters, where its inputs and perturbations must live."""
     for p in model.parameters():
         return p.device
     raise ValueError("model has no parameters to perturb")
@@ -663,7 +664,7 @@ def sharpness(model: nn.Module, data: Sequence[Batch] | Batch, config: Sharpness
     if not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     batches = _as_batches(data, config)
-    device = _model_device(model)
+    device = model_device(model)
     params = select_parameters(model, config.param_filter)
     base = {n: p.detach() for n, p in params.items()}
     scale = _scales(base, config)
@@ -758,4 +759,5 @@ __all__ = [
     "SharpnessConfig", "SharpnessResult", "sharpness", "layerwise_sharpness", "sharpness_table",
     "fixed_batches", "logit_normalize", "top1_error", "no_norm_or_bias", "groups_by_prefix",
     "select_parameters", "apgd_checkpoints", "project_ellipsoid", "scaled_norm", "average_noise", "unit_noise",
+    "model_device",
 ]
