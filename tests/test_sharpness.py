@@ -614,3 +614,30 @@ def test_tau_by_factor_recovers_opposite_signs() -> None:
     assert out.loc["all", "tau"] == pytest.approx(kendall_tau(df["sharp"], df["err"]))
     with pytest.raises(ValueError, match="not in the table"):
         tau_by_factor(df, "sharp", "missing", ["lr"])
+
+
+def test_reference_momentum_reproduces_the_released_ascent_step_for_step() -> None:
+    """Hand-computed: with a gradient of constant sign the linf box clips every z to ρ·c·s, so the released
+    update δ_{k+1} = 0.75·z + 0.25·δ_{k−1} (δ_{−1} = δ_0 = 0) gives δ_k = t_k·ρ·c·s with
+    t = 0.75, 0.75, 0.9375, 0.9375, 0.984375, then at the step-size reduction of iteration 4 the released code
+    keeps its stale δ and history, so t_6 = 0.75 + 0.25·0.9375 (not 0.75 + 0.25·0.984375), and so on."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2, bias=False)
+    x = torch.rand(16, 4) + 0.1  # positive inputs and label 0: ∂L/∂W[0] < 0 and ∂L/∂W[1] > 0 everywhere
+    y = torch.zeros(16, dtype=torch.long)
+    assert sh.apgd_checkpoints(8)[:5] == [2, 4, 5, 6, 7]
+    c = SharpnessConfig(kind="worst", norm="linf", adaptive=True, rho=0.1, n_iters=8, m=16, n_examples=16,
+                        normalize_logits=False, momentum_form="reference")
+    events: list[dict] = []
+    sharpness(model, (x, y), c, trace=events.append)
+    w = model.weight.detach()
+    unit = 0.1 * w.abs() * torch.tensor([[-1.0], [1.0]])
+    t = [0.75, 0.75, 0.9375, 0.9375, 0.984375, 0.984375, 0.99609375, 0.99609375]
+    got = [e["delta"]["weight"] for e in events]
+    for k, (tk, delta) in enumerate(zip(t, got)):
+        torch.testing.assert_close(delta, tk * unit, rtol=1e-6, atol=0.0, msg=f"iterate {k + 1}")
+    assert [e["reset"] for e in events] == [False, False, False, False, True, True, False, True]
+    # the APGD form differs from the first step on: no momentum there, so δ_1 = z = ρ·c·s
+    events.clear()
+    sharpness(model, (x, y), replace(c, momentum_form="apgd"), trace=events.append)
+    torch.testing.assert_close(events[0]["delta"]["weight"], unit, rtol=1e-6, atol=0.0)

@@ -21,8 +21,12 @@ Differences from ``tml-epfl/sharpness-vs-generalization`` (``docs/papers/sharpne
    left out of the norm), so exact zeros give no NaN and never skip the projection.
 5. Momentum: the default is the published APGD form (Croce & Hein 2020, also the reference's docstring),
    ``δ ← P(δ + 0.75·(z − δ) + 0.25·(δ − δ_prev))`` = ``P(0.75 z + 0.5 δ − 0.25 δ_prev)``, with no momentum on
-   the first step; the re-projection keeps iterates feasible. ``momentum_form="reference"`` reproduces what the
-   released code actually computes, ``0.75 z + 0.25 δ_prev`` (a convex combination, so no re-projection).
+   the first step; the re-projection keeps iterates feasible. ``momentum_form="reference"`` reproduces the
+   released ascent step for step: ``δ_{k+1} = 0.75 z + 0.25 δ_{k−1}`` (a convex combination, so no
+   re-projection) from the very first step, with δ_{−1} = δ_0 (zero without random init, so the first iterate
+   is 0.75 z), and on a step-size reduction only the gradient goes back to the best point while δ and its
+   history stay where they were (the released code reloads the best weights but keeps its stale δ; defect 3
+   is deliberately *not* fixed in this form). Regression test: a hand-computed eight-step example.
 6. ``param_filter`` (regex on the parameter name, or a predicate) restricts the perturbation, for layer-wise
    sharpness or to exclude norm/bias parameters.
 
@@ -510,10 +514,10 @@ def _ascent_step(state: _Ascent, scale: Tensor, eta: float, first: bool, config:
         u = torch.addcmul(state.delta, grad, scale, value=eta / gnorm)
     z = project[0](u)
     a = config.momentum
+    if config.momentum_form == "reference":  # a·z + (1 − a)·δ_prev on every step, the first included
+        return z if a == 0.0 else torch.add(z * a, state.prev, alpha=1 - a)
     if first or a == 0.0:
         return z
-    if config.momentum_form == "reference":  # a·z + (1 − a)·δ_prev
-        return torch.add(z * a, state.prev, alpha=1 - a)
     # δ + a(z − δ) + (1 − a)(δ − δ_prev) = a·z + 2(1 − a)·δ − (1 − a)·δ_prev
     mixed = (z * a).add_(state.delta, alpha=2 * (1 - a)).add_(state.prev, alpha=-(1 - a))
     return project[1](mixed)
@@ -565,9 +569,10 @@ def _worst_case_batch(obj: _Objective, scale: Params, config: SharpnessConfig, g
                 cond2 = prev_eta == eta and prev_best == state.best_loss
                 prev_eta, prev_best, prev_cp, n_updates = eta, state.best_loss, i, 0
                 if cond1 or cond2:
-                    # defect 3 fixed: iterate, momentum history and gradient all go back to the best point
                     eta *= 0.5
-                    state.delta = state.prev = state.best_delta
+                    if config.momentum_form != "reference":
+                        # defect 3 fixed: iterate and momentum history go back to the best point too
+                        state.delta = state.prev = state.best_delta
                     state.grad, state.loss, reset = state.best_grad, state.best_loss, True
             if trace is not None:
                 trace({"restart": restart, "iter": i, "eta": eta, "loss": loss, "best_loss": state.best_loss,
